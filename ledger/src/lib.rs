@@ -1,5 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod block;
+pub mod codec;
+pub mod crypto;
 pub mod hash;
+pub mod limits;
 pub mod merkle;
+pub mod message;
+pub mod storage;

@@ -1,0 +1,652 @@
+//! The security message: what a collector or organisation signs (ARCHITECTURE §3).
+//!
+//! A [`Message`] is the signed envelope body; an [`Envelope`] is the message with its
+//! signature, and its canonical encoding is the evidence log leaf. The raw payload bytes
+//! are not in the envelope: the envelope commits to them by SHA-256 in its
+//! [`PayloadDescriptor`], so payloads can be stored, access-controlled or redacted apart
+//! from the log while every proof stays valid.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{DecodeError, List, Text, decode, encode, tags};
+use crate::crypto::{KeyId, PublicKey, Signable, Signed};
+use crate::hash::Sha256Hash;
+use crate::limits::*;
+use crate::merkle::hash_leaf;
+
+/// Milliseconds since the Unix epoch, UTC.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[serde(transparent)]
+pub struct UnixMillis(pub u64);
+
+impl UnixMillis {
+    /// Adds a duration, saturating at the far future rather than wrapping.
+    pub fn saturating_add_ms(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+}
+
+/// A network's id, e.g. `custos-testnet`.
+pub type NetworkId = Text<NetworkIdLen>;
+/// An organisation's id, e.g. `acme-bank`.
+pub type OrgId = Text<OrgIdLen>;
+
+/// The role an organisation plays in the joint defense (ARCHITECTURE §1).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum Role {
+    /// The security control center: enrolls collectors, runs the public anchor.
+    ControlCenter = 0,
+    /// Early warning and monitoring: ISAC, SOC, tool vendors, telecoms, risk assessment.
+    Warning = 1,
+    /// Reporting and response: G-ISAC, F-ISAC, forensic investigators, response team.
+    Response = 2,
+    /// A cyber insurer.
+    Insurer = 3,
+    /// A client organisation whose servers run collectors.
+    Client = 4,
+}
+
+/// The format a payload came in.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum SourceFormat {
+    /// RFC 5424 syslog.
+    Syslog5424 = 0,
+    /// RFC 3164 (BSD) syslog.
+    Syslog3164 = 1,
+    /// ArcSight Common Event Format.
+    Cef = 2,
+    /// Elastic Common Schema JSON.
+    EcsJson = 3,
+    /// Suricata EVE JSON.
+    SuricataEve = 4,
+    /// Zeek JSON logs.
+    ZeekJson = 5,
+    /// Zeek tab-separated logs.
+    ZeekTsv = 6,
+    /// Wazuh or OSSEC alerts.
+    Wazuh = 7,
+    /// Windows event log records rendered as JSON.
+    EvtxJson = 8,
+    /// Windows event log records rendered as XML.
+    EvtxXml = 9,
+    /// A binary Windows .evtx record.
+    Evtx = 10,
+    /// A STIX 2.1 bundle.
+    Stix21 = 11,
+    /// A MISP event.
+    Misp = 12,
+    /// Bytes with no parsed structure.
+    Raw = 13,
+    /// A Custos record whose structure is in the message kind itself.
+    Custos = 14,
+}
+
+/// Normalised severity, comparable across sources; higher is worse.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum SeverityLevel {
+    /// Informational.
+    Info = 0,
+    /// Low.
+    Low = 1,
+    /// Medium.
+    Medium = 2,
+    /// High.
+    High = 3,
+    /// Critical.
+    Critical = 4,
+}
+
+/// The scale the source's own severity value is on. Scales run in different directions
+/// (syslog 0 is worst, CEF 10 is worst), so the original is kept with its scale.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum SeverityScale {
+    /// Syslog severity 0 (emergency, worst) to 7 (debug).
+    Syslog = 0,
+    /// Suricata alert severity 1 (worst) to 4.
+    Suricata = 1,
+    /// CEF severity 0 to 10 (worst), or Low/Medium/High/Very-High.
+    Cef = 2,
+    /// Wazuh/OSSEC rule level 0 to 15 (worst).
+    Wazuh = 3,
+    /// Windows event level 1 (critical) to 5 (verbose), 0 log-always.
+    Windows = 4,
+    /// ECS `event.severity`, a number whose meaning the source defines.
+    Ecs = 5,
+    /// A named level such as "high" (STIX, MISP threat levels, free text).
+    Named = 6,
+}
+
+/// Severity: normalised level plus the source's original value and scale.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Severity {
+    /// Normalised level.
+    pub level: SeverityLevel,
+    /// The source's value, unchanged.
+    pub original: Text<SeverityOriginalLen>,
+    /// The scale of `original`.
+    pub scale: SeverityScale,
+}
+
+/// Describes the payload an envelope commits to.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PayloadDescriptor {
+    /// Media type, e.g. `application/json` or `text/plain`.
+    pub media_type: Text<MediaTypeLen>,
+    /// Payload length in bytes.
+    pub size_bytes: u64,
+    /// SHA-256 of the payload bytes.
+    pub sha256: Sha256Hash,
+}
+
+impl PayloadDescriptor {
+    /// Describes `payload`.
+    pub fn of(media_type: Text<MediaTypeLen>, payload: &[u8]) -> Self {
+        Self {
+            media_type,
+            size_bytes: payload.len() as u64,
+            sha256: Sha256Hash::digest(payload),
+        }
+    }
+
+    /// Checks that `payload` is the one described.
+    pub fn check(&self, payload: &[u8]) -> Result<(), PayloadMismatch> {
+        if payload.len() as u64 != self.size_bytes {
+            return Err(PayloadMismatch::Size {
+                declared: self.size_bytes,
+                actual: payload.len() as u64,
+            });
+        }
+        let actual = Sha256Hash::digest(payload);
+        if actual != self.sha256 {
+            return Err(PayloadMismatch::Digest {
+                declared: self.sha256,
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A payload does not match its descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadMismatch {
+    /// Wrong length.
+    #[error("payload is {actual} bytes but the envelope declares {declared}")]
+    Size {
+        /// Declared length.
+        declared: u64,
+        /// Actual length.
+        actual: u64,
+    },
+    /// Wrong digest.
+    #[error("payload SHA-256 is {actual} but the envelope declares {declared}")]
+    Digest {
+        /// Declared digest.
+        declared: Sha256Hash,
+        /// Actual digest.
+        actual: Sha256Hash,
+    },
+}
+
+/// What sort of evidence a collector message is.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum EvidenceKind {
+    /// A log line or event record.
+    LogLine = 0,
+    /// An IDS, antivirus or SIEM alert.
+    Alert = 1,
+    /// The digest of an artifact too large to carry (a disk image, a memory dump): the
+    /// payload is a description and the descriptor's digest is the artifact's.
+    ArtifactDigest = 2,
+}
+
+/// Incident levels 1 (least severe) to 4 under 資通安全事件通報及應變辦法.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, Serialize, Deserialize,
+)]
+#[serde(try_from = "u8", into = "u8")]
+pub struct IncidentLevel(u8);
+
+impl IncidentLevel {
+    /// Level 1 to 4.
+    pub fn new(level: u8) -> Result<Self, DecodeError> {
+        if (1..=4).contains(&level) {
+            Ok(Self(level))
+        } else {
+            Err(DecodeError::InvalidValue {
+                what: "incident level",
+                reason: format!("{level} is not 1, 2, 3 or 4"),
+            })
+        }
+    }
+
+    /// The level's number.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<u8> for IncidentLevel {
+    type Error = DecodeError;
+    fn try_from(level: u8) -> Result<Self, DecodeError> {
+        Self::new(level)
+    }
+}
+
+impl From<IncidentLevel> for u8 {
+    fn from(level: IncidentLevel) -> u8 {
+        level.0
+    }
+}
+
+impl BorshDeserialize for IncidentLevel {
+    fn deserialize_reader<R: std::io::Read>(reader: &mut R) -> std::io::Result<Self> {
+        Self::new(u8::deserialize_reader(reader)?).map_err(DecodeError::into_io)
+    }
+}
+
+/// A step in an incident's lifecycle.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum IncidentAction {
+    /// The incident was detected; deadlines run from `aware_at`.
+    Detected {
+        /// Initial level.
+        level: IncidentLevel,
+        /// When the organisation became aware of it.
+        aware_at: UnixMillis,
+    },
+    /// The incident was reported to the competent authority.
+    Reported,
+    /// The level was reassessed (reporting deadlines restart).
+    LevelChanged {
+        /// New level.
+        level: IncidentLevel,
+    },
+    /// Damage is contained.
+    Contained,
+    /// Operations are recovered.
+    Recovered,
+    /// The investigation report was filed (payload: the report).
+    InvestigationReport,
+    /// The incident is closed.
+    Closed,
+}
+
+/// A lifecycle record of one incident.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct IncidentEvent {
+    /// The incident's id, unique per client.
+    pub incident_id: Text<RecordIdLen>,
+    /// What happened.
+    pub action: IncidentAction,
+    /// A short note.
+    pub note: Text<NoteLen>,
+}
+
+/// An amount of money in minor units (cents) of a currency.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Money {
+    /// Amount in the currency's minor unit.
+    pub minor_units: u64,
+    /// ISO 4217 code, e.g. `TWD`.
+    pub currency: Text<SeverityOriginalLen>,
+}
+
+/// The insurer's decision on a claim.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum ClaimDecision {
+    /// Paid in full.
+    Approved = 0,
+    /// Paid in part.
+    Partial = 1,
+    /// Not paid.
+    Denied = 2,
+}
+
+/// Insurance records.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "record")]
+pub enum InsuranceEvent {
+    /// A policy covering a client.
+    Policy {
+        /// Policy id.
+        policy_id: Text<RecordIdLen>,
+        /// Insured client.
+        client: OrgId,
+        /// Cover starts.
+        starts_at: UnixMillis,
+        /// Cover ends.
+        ends_at: UnixMillis,
+    },
+    /// A claim under a policy for an incident.
+    ClaimFiled {
+        /// Claim id.
+        claim_id: Text<RecordIdLen>,
+        /// Policy claimed under.
+        policy_id: Text<RecordIdLen>,
+        /// Incident claimed for.
+        incident_id: Text<RecordIdLen>,
+        /// Loss claimed.
+        claimed_loss: Money,
+    },
+    /// The insurer's decision.
+    ClaimDecided {
+        /// Claim decided.
+        claim_id: Text<RecordIdLen>,
+        /// Decision.
+        decision: ClaimDecision,
+        /// Amount paid.
+        paid: Money,
+    },
+}
+
+/// Changes to who may write.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "change")]
+pub enum MembershipChange {
+    /// A collector key may now submit evidence for a client.
+    CollectorEnrolled {
+        /// The collector's key.
+        key: PublicKey,
+        /// The client organisation it collects for.
+        client: OrgId,
+        /// A name for operators, e.g. the server's host name.
+        name: Text<NameLen>,
+    },
+    /// A collector key may no longer submit.
+    CollectorRevoked {
+        /// The revoked key.
+        key_id: KeyId,
+        /// Why.
+        reason: Text<NoteLen>,
+    },
+    /// An organisation key is replaced.
+    KeyRotated {
+        /// Key being retired.
+        old: KeyId,
+        /// Its successor.
+        new: PublicKey,
+    },
+    /// A new organisation joins with a role and a key.
+    OrganisationAdded {
+        /// Its id.
+        org: OrgId,
+        /// Its role.
+        role: Role,
+        /// Its signing key.
+        key: PublicKey,
+    },
+}
+
+/// A record of an authenticated read (ARCHITECTURE §6).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AccessAudit {
+    /// The reading organisation.
+    pub reader: OrgId,
+    /// The reader's key that authenticated.
+    pub reader_key: KeyId,
+    /// The RPC method.
+    pub method: Text<MethodLen>,
+    /// Leaf indexes of the messages returned.
+    pub leaf_indexes: List<u64, AuditEntryCount>,
+    /// When the read was served.
+    pub read_at: UnixMillis,
+}
+
+/// Proof that a checkpoint was published on a public EVM chain (ARCHITECTURE §5).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AnchorReceipt {
+    /// EVM chain id.
+    pub chain_id: u64,
+    /// Transaction hash.
+    pub tx_hash: [u8; 32],
+    /// Block number.
+    pub block_number: u64,
+    /// Block hash.
+    pub block_hash: [u8; 32],
+    /// Block timestamp, seconds since the epoch.
+    pub block_time_s: u64,
+    /// Tree size of the anchored checkpoint.
+    pub tree_size: u64,
+    /// Root of the anchored checkpoint.
+    pub root: Sha256Hash,
+}
+
+/// Two conflicting votes signed by one validator, kept as evidence.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Equivocation {
+    /// The validator that signed both.
+    pub validator: KeyId,
+    /// First vote, encoded and signed.
+    pub vote_a: crate::codec::Bytes<EvidenceVoteLen>,
+    /// Second vote, encoded and signed.
+    pub vote_b: crate::codec::Bytes<EvidenceVoteLen>,
+}
+
+/// What a message is, with the structured content of non-evidence kinds.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Kind {
+    /// Collector evidence.
+    Evidence {
+        /// Log line, alert or artifact digest.
+        evidence: EvidenceKind,
+    },
+    /// A collector's sign of life, so silence can be told from a gap.
+    Heartbeat {
+        /// Interval until the next heartbeat.
+        interval_ms: u64,
+    },
+    /// An early warning from a `warning` organisation; the payload is a STIX 2.1 bundle.
+    EarlyWarning,
+    /// An incident lifecycle step.
+    Incident(IncidentEvent),
+    /// An insurance record.
+    Insurance(InsuranceEvent),
+    /// A membership change.
+    Membership(MembershipChange),
+    /// A record of an authenticated read.
+    AccessAudit(AccessAudit),
+    /// A public anchor receipt.
+    AnchorReceipt(AnchorReceipt),
+    /// Consensus equivocation evidence.
+    Equivocation(Equivocation),
+}
+
+impl Kind {
+    /// Short name of the kind, as used in queries and indexes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Evidence { .. } => "evidence",
+            Kind::Heartbeat { .. } => "heartbeat",
+            Kind::EarlyWarning => "early-warning",
+            Kind::Incident(_) => "incident",
+            Kind::Insurance(_) => "insurance",
+            Kind::Membership(_) => "membership",
+            Kind::AccessAudit(_) => "access-audit",
+            Kind::AnchorReceipt(_) => "anchor-receipt",
+            Kind::Equivocation(_) => "equivocation",
+        }
+    }
+
+    /// One-byte code of the kind, for storage index keys.
+    pub fn code(&self) -> u8 {
+        match self {
+            Kind::Evidence { .. } => 0,
+            Kind::Heartbeat { .. } => 1,
+            Kind::EarlyWarning => 2,
+            Kind::Incident(_) => 3,
+            Kind::Insurance(_) => 4,
+            Kind::Membership(_) => 5,
+            Kind::AccessAudit(_) => 6,
+            Kind::AnchorReceipt(_) => 7,
+            Kind::Equivocation(_) => 8,
+        }
+    }
+
+    /// Whether a collector key may author this kind; all others need an organisation
+    /// (or validator) key with a permitting role.
+    pub fn is_collector_kind(&self) -> bool {
+        matches!(self, Kind::Evidence { .. } | Kind::Heartbeat { .. })
+    }
+}
+
+/// The signed body of a security message.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Message {
+    /// The network this message is for; a message signed for one network is refused by
+    /// every other.
+    pub network: NetworkId,
+    /// Key id of the signer (collector, organisation or validator key).
+    pub author: KeyId,
+    /// The client organisation the evidence is about.
+    pub client: OrgId,
+    /// Per-author sequence number: 1 for the first message, then +1 each time.
+    pub sequence: u64,
+    /// Leaf hash of the author's previous message; [`Sha256Hash::ZERO`] for sequence 1.
+    /// Together with `sequence` this chains an author's messages, so a gap or a reordering
+    /// is provable.
+    pub prev: Sha256Hash,
+    /// What the message is.
+    pub kind: Kind,
+    /// Format of the payload.
+    pub format: SourceFormat,
+    /// When the event happened, according to the source, if it says.
+    pub occurred_at: Option<UnixMillis>,
+    /// When the collector read it.
+    pub observed_at: UnixMillis,
+    /// Severity, when the source has one.
+    pub severity: Option<Severity>,
+    /// Rule or signature id, when the source has one.
+    pub rule_id: Option<Text<RuleIdLen>>,
+    /// Host the event is about, when known.
+    pub host: Option<Text<HostLen>>,
+    /// MITRE ATT&CK technique and tactic ids.
+    pub attack_ids: List<Text<AttackIdLen>, AttackIdCount>,
+    /// Other messages this one refers to, by leaf hash.
+    pub references: List<Sha256Hash, ReferenceCount>,
+    /// Set when the collector could not parse the line: it is notarized as raw and this
+    /// says why.
+    pub parse_error: Option<Text<ParseErrorLen>>,
+    /// The payload this message commits to.
+    pub payload: PayloadDescriptor,
+}
+
+impl Signable for Message {
+    const TAG: crate::codec::DomainTag = tags::MESSAGE;
+}
+
+/// A signed message: the evidence log leaf.
+pub type Envelope = Signed<Message>;
+
+impl Envelope {
+    /// The canonical encoding: the log leaf bytes.
+    pub fn leaf_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// The RFC 9162 leaf hash, the envelope's public identifier.
+    pub fn leaf_hash(&self) -> Sha256Hash {
+        hash_leaf(&self.leaf_bytes())
+    }
+
+    /// Decodes an envelope with the envelope size limit.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode(bytes, MAX_ENVELOPE_BYTES)
+    }
+}

@@ -1,0 +1,604 @@
+//! The ledger store: blocks, the evidence log, indexes and checkpoints over a [`Backend`].
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use super::backend::{Backend, BackendError, Column, WriteBatch};
+use crate::block::{Block, BlockBody, BlockError, BlockHeader, BlockId, CommittedBlock};
+use crate::codec::{DecodeError, List, decode, encode};
+use crate::crypto::KeyId;
+use crate::hash::{Blake3Hash, Sha256Hash};
+use crate::limits::{MAX_BLOCK_BYTES, MAX_CONSENSUS_MESSAGE_BYTES, MAX_ENVELOPE_BYTES, PayloadLen};
+use crate::merkle::{
+    self, ConsistencyProof, InclusionProof, NodeId, NodeStore, Root, TreeError, hash_leaf,
+};
+use crate::message::{Envelope, OrgId, PayloadMismatch, UnixMillis};
+
+const HEAD_KEY: &[u8] = b"head";
+
+/// Checkpoint notes are small text documents: a few lines plus one signature line per
+/// validator.
+const MAX_CHECKPOINT_BYTES: usize = 64 * 1024;
+
+/// The latest applied block and the log it leads to.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ChainHead {
+    /// Height of the latest block.
+    pub height: u64,
+    /// Its id.
+    pub block_id: BlockId,
+    /// Its time.
+    pub time: UnixMillis,
+    /// The log after it.
+    pub log: Root,
+}
+
+/// A block header as stored: the body is not stored twice, it is the leaf range
+/// `first_leaf .. first_leaf + leaf_count` of the log.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+struct StoredHeader {
+    header: BlockHeader,
+    first_leaf: u64,
+    leaf_count: u64,
+}
+
+/// What applying a block did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedBlock {
+    /// The new head.
+    pub head: ChainHead,
+    /// Index of the block's first leaf.
+    pub first_leaf: u64,
+    /// Leaf hashes of the block's messages, in log order.
+    pub leaf_hashes: Vec<Sha256Hash>,
+}
+
+/// Why the store refused an operation or could not complete it. A refused write changed
+/// nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The engine failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Stored bytes did not decode: the database is damaged or from another version.
+    #[error("stored {what} is corrupt: {source}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The decoding error.
+        source: DecodeError,
+    },
+    /// The block is not the next one.
+    #[error("block height {got} does not follow the head; the next height is {expected}")]
+    WrongHeight {
+        /// Height expected next.
+        expected: u64,
+        /// Height given.
+        got: u64,
+    },
+    /// The block's parent is not the head.
+    #[error("block parent {got} is not the head block {expected}")]
+    WrongParent {
+        /// The head's id.
+        expected: BlockId,
+        /// The block's parent.
+        got: BlockId,
+    },
+    /// The block is inconsistent in itself.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// A payload does not match its envelope.
+    #[error("message {position} of the block: {source}")]
+    Payload {
+        /// Position in the block.
+        position: usize,
+        /// The mismatch.
+        source: PayloadMismatch,
+    },
+    /// The header's log size or root is not what appending the body gives.
+    #[error(
+        "block declares log size {declared_size} root {declared_root}, but appending its messages gives size {actual_size} root {actual_root}"
+    )]
+    LogMismatch {
+        /// Size in the header.
+        declared_size: u64,
+        /// Root in the header.
+        declared_root: Sha256Hash,
+        /// Size computed.
+        actual_size: u64,
+        /// Root computed.
+        actual_root: Sha256Hash,
+    },
+    /// A leaf, block or size asked for is not in the log.
+    #[error("{what} {value} is not in the ledger (log size {log_size}, height {height})")]
+    NotFound {
+        /// What was asked for.
+        what: &'static str,
+        /// The value asked for.
+        value: u64,
+        /// Current log size.
+        log_size: u64,
+        /// Current height.
+        height: u64,
+    },
+    /// A Merkle computation failed.
+    #[error("merkle log: {0}")]
+    Tree(String),
+    /// Stored data contradicts itself (a missing node or index entry).
+    #[error("ledger is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+fn corrupt(what: &'static str) -> impl FnOnce(DecodeError) -> StorageError {
+    move |source| StorageError::Corrupt { what, source }
+}
+
+fn tree_error<E: std::fmt::Display>(err: TreeError<E>) -> StorageError {
+    StorageError::Tree(err.to_string())
+}
+
+fn be(value: u64) -> [u8; 8] {
+    value.to_be_bytes()
+}
+
+fn read_be(bytes: &[u8], what: &'static str) -> Result<u64, StorageError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StorageError::Corrupt {
+        what,
+        source: DecodeError::Malformed(format!("expected 8 bytes, found {}", bytes.len())),
+    })?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Key prefix of a client in the client-time index: the id's length, then the id, so one
+/// client's prefix is never a prefix of another's.
+fn client_prefix(client: &OrgId) -> Vec<u8> {
+    let bytes = client.as_bytes();
+    let mut key = Vec::with_capacity(1 + bytes.len() + 16);
+    key.push(u8::try_from(bytes.len()).expect("organisation ids are at most 64 bytes"));
+    key.extend_from_slice(bytes);
+    key
+}
+
+/// The ledger over a storage engine.
+///
+/// Writes go through [`Ledger::apply_block`] (and [`Ledger::put_checkpoint`]); reads are
+/// consistent with the last applied block. Only one thread may apply blocks at a time
+/// (the node's commit path); reads may run concurrently.
+#[derive(Debug)]
+pub struct Ledger<B> {
+    backend: B,
+}
+
+impl<B: Backend> Ledger<B> {
+    /// A ledger on `backend`; an empty backend is a ledger at genesis.
+    pub fn new(backend: B) -> Self {
+        Self { backend }
+    }
+
+    /// The storage engine.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The latest block and log, or `None` before the first block.
+    pub fn head(&self) -> Result<Option<ChainHead>, StorageError> {
+        self.backend
+            .get(Column::Meta, HEAD_KEY)?
+            .map(|bytes| decode(&bytes, 1024).map_err(corrupt("chain head")))
+            .transpose()
+    }
+
+    /// The current log (size and root).
+    pub fn log(&self) -> Result<Root, StorageError> {
+        Ok(match self.head()? {
+            Some(head) => head.log,
+            None => Root {
+                tree_size: 0,
+                hash: merkle::empty_root(),
+            },
+        })
+    }
+
+    /// Checks `committed` against the head and itself and writes it, with its leaves,
+    /// Merkle nodes and index entries, in one synced batch.
+    ///
+    /// Checked here: height and parent follow the head, the header commits to the body,
+    /// every payload matches its envelope, and the header's log size and root are what
+    /// appending the body gives. Not checked here (the caller's job, before consensus
+    /// or sync hands the block over): the commit certificate against the validator set,
+    /// message signatures, membership and sequence numbers.
+    pub fn apply_block(&self, committed: &CommittedBlock) -> Result<AppliedBlock, StorageError> {
+        let Block { header, body } = &committed.block;
+        let head = self.head()?;
+        let (expected_height, expected_parent, old_size) = match &head {
+            Some(head) => (head.height + 1, head.block_id, head.log.tree_size),
+            None => (1, Blake3Hash::ZERO, 0),
+        };
+        if header.height != expected_height {
+            return Err(StorageError::WrongHeight {
+                expected: expected_height,
+                got: header.height,
+            });
+        }
+        if header.parent != expected_parent {
+            return Err(StorageError::WrongParent {
+                expected: expected_parent,
+                got: header.parent,
+            });
+        }
+        committed.block.check_body()?;
+        if committed.certificate.height != header.height
+            || committed.certificate.block != header.id()
+        {
+            return Err(BlockError::CertificateForOtherBlock {
+                cert_height: committed.certificate.height,
+                cert_block: committed.certificate.block,
+                height: header.height,
+                block: header.id(),
+            }
+            .into());
+        }
+
+        let mut batch = WriteBatch::new();
+        let mut leaf_hashes = Vec::with_capacity(body.entries.len());
+        for (position, entry) in body.entries.iter().enumerate() {
+            entry
+                .envelope
+                .body
+                .payload
+                .check(&entry.payload)
+                .map_err(|source| StorageError::Payload { position, source })?;
+            let leaf = entry.envelope.leaf_bytes();
+            let leaf_hash = hash_leaf(&leaf);
+            let index = old_size + position as u64;
+            let message = &entry.envelope.body;
+            batch.put(Column::Envelopes, be(index), leaf);
+            batch.put(Column::Payloads, be(index), entry.payload.as_slice());
+            batch.put(Column::LeafHashIndex, leaf_hash.0, be(index));
+            let mut author_key = message.author.0.to_vec();
+            author_key.extend_from_slice(&be(message.sequence));
+            batch.put(Column::AuthorSeqIndex, author_key, be(index));
+            let mut client_key = client_prefix(&message.client);
+            client_key.extend_from_slice(&be(header.time.0));
+            client_key.extend_from_slice(&be(index));
+            batch.put(Column::ClientTimeIndex, client_key, []);
+            let mut kind_key = vec![message.kind.code()];
+            kind_key.extend_from_slice(&be(index));
+            batch.put(Column::KindIndex, kind_key, []);
+            leaf_hashes.push(leaf_hash);
+        }
+
+        let appended = merkle::append(
+            &StoredNodes::new(&self.backend, old_size),
+            old_size,
+            &leaf_hashes,
+        )
+        .map_err(tree_error)?;
+        if appended.root.tree_size != header.log_size || appended.root.hash != header.log_root {
+            return Err(StorageError::LogMismatch {
+                declared_size: header.log_size,
+                declared_root: header.log_root,
+                actual_size: appended.root.tree_size,
+                actual_root: appended.root.hash,
+            });
+        }
+        StoredNodes::<B>::write_appended(&mut batch, &appended);
+
+        let stored = StoredHeader {
+            header: header.clone(),
+            first_leaf: old_size,
+            leaf_count: leaf_hashes.len() as u64,
+        };
+        batch.put(Column::Blocks, be(header.height), encode(&stored));
+        batch.put(
+            Column::Certificates,
+            be(header.height),
+            encode(&committed.certificate),
+        );
+        if !leaf_hashes.is_empty() {
+            batch.put(Column::LeafBlocks, be(old_size), be(header.height));
+        }
+        let new_head = ChainHead {
+            height: header.height,
+            block_id: header.id(),
+            time: header.time,
+            log: appended.root,
+        };
+        batch.put(Column::Meta, HEAD_KEY, encode(&new_head));
+        self.backend.write(batch)?;
+        Ok(AppliedBlock {
+            head: new_head,
+            first_leaf: old_size,
+            leaf_hashes,
+        })
+    }
+
+    fn not_found(&self, what: &'static str, value: u64) -> Result<StorageError, StorageError> {
+        let head = self.head()?;
+        Ok(StorageError::NotFound {
+            what,
+            value,
+            log_size: head.as_ref().map_or(0, |h| h.log.tree_size),
+            height: head.as_ref().map_or(0, |h| h.height),
+        })
+    }
+
+    fn stored_header(&self, height: u64) -> Result<Option<StoredHeader>, StorageError> {
+        self.backend
+            .get(Column::Blocks, &be(height))?
+            .map(|bytes| decode(&bytes, MAX_ENVELOPE_BYTES).map_err(corrupt("block header")))
+            .transpose()
+    }
+
+    /// The header of the block at `height`.
+    pub fn header(&self, height: u64) -> Result<Option<BlockHeader>, StorageError> {
+        Ok(self.stored_header(height)?.map(|s| s.header))
+    }
+
+    /// The block at `height` with its commit certificate, reassembled from the log.
+    pub fn block(&self, height: u64) -> Result<Option<CommittedBlock>, StorageError> {
+        let Some(stored) = self.stored_header(height)? else {
+            return Ok(None);
+        };
+        let certificate = self
+            .backend
+            .get(Column::Certificates, &be(height))?
+            .ok_or_else(|| {
+                StorageError::Inconsistent(format!("block {height} has no commit certificate"))
+            })
+            .and_then(|bytes| {
+                decode(&bytes, MAX_CONSENSUS_MESSAGE_BYTES).map_err(corrupt("commit certificate"))
+            })?;
+        let mut entries = Vec::with_capacity(stored.leaf_count as usize);
+        for index in stored.first_leaf..stored.first_leaf + stored.leaf_count {
+            let envelope = self.envelope(index)?.ok_or_else(|| {
+                StorageError::Inconsistent(format!("block {height} lacks leaf {index}"))
+            })?;
+            let payload = self.payload(index)?.ok_or_else(|| {
+                StorageError::Inconsistent(format!(
+                    "block {height} lacks the payload of leaf {index}"
+                ))
+            })?;
+            let payload = crate::codec::Bytes::<PayloadLen>::new(payload)
+                .map_err(|e| StorageError::Inconsistent(format!("payload of leaf {index}: {e}")))?;
+            entries.push(crate::block::Entry { envelope, payload });
+        }
+        let body = BlockBody {
+            entries: List::new(entries)
+                .map_err(|e| StorageError::Inconsistent(format!("block {height}: {e}")))?,
+        };
+        let block = Block {
+            header: stored.header,
+            body,
+        };
+        debug_assert!(encode(&block).len() <= MAX_BLOCK_BYTES);
+        Ok(Some(CommittedBlock { block, certificate }))
+    }
+
+    /// The envelope at leaf `index`.
+    pub fn envelope(&self, index: u64) -> Result<Option<Envelope>, StorageError> {
+        self.backend
+            .get(Column::Envelopes, &be(index))?
+            .map(|bytes| Envelope::decode(&bytes).map_err(corrupt("envelope")))
+            .transpose()
+    }
+
+    /// The payload of leaf `index`; `None` also when it was redacted.
+    pub fn payload(&self, index: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.backend.get(Column::Payloads, &be(index))?)
+    }
+
+    /// The leaf index of the envelope with this leaf hash.
+    pub fn leaf_index(&self, leaf_hash: &Sha256Hash) -> Result<Option<u64>, StorageError> {
+        self.backend
+            .get(Column::LeafHashIndex, &leaf_hash.0)?
+            .map(|bytes| read_be(&bytes, "leaf hash index"))
+            .transpose()
+    }
+
+    /// The leaf index of `author`'s message number `sequence`.
+    pub fn leaf_by_sequence(
+        &self,
+        author: &KeyId,
+        sequence: u64,
+    ) -> Result<Option<u64>, StorageError> {
+        let mut key = author.0.to_vec();
+        key.extend_from_slice(&be(sequence));
+        self.backend
+            .get(Column::AuthorSeqIndex, &key)?
+            .map(|bytes| read_be(&bytes, "author sequence index"))
+            .transpose()
+    }
+
+    /// The sequence number and leaf hash of `author`'s latest committed message: what
+    /// its next message must continue from.
+    pub fn author_head(&self, author: &KeyId) -> Result<Option<(u64, Sha256Hash)>, StorageError> {
+        let start = author.0.to_vec();
+        let mut end = start.clone();
+        end.extend_from_slice(&[0xff; 9]);
+        let Some((key, value)) = self
+            .backend
+            .last_before(Column::AuthorSeqIndex, &start, &end)?
+        else {
+            return Ok(None);
+        };
+        let sequence = read_be(&key[8..], "author sequence index key")?;
+        let index = read_be(&value, "author sequence index")?;
+        let bytes = self
+            .backend
+            .get(Column::Envelopes, &be(index))?
+            .ok_or_else(|| {
+                StorageError::Inconsistent(format!("author index points at missing leaf {index}"))
+            })?;
+        Ok(Some((sequence, hash_leaf(&bytes))))
+    }
+
+    /// Height of the block holding leaf `index`.
+    pub fn leaf_height(&self, index: u64) -> Result<Option<u64>, StorageError> {
+        if index >= self.log()?.tree_size {
+            return Ok(None);
+        }
+        // The block holding `index` is the last one whose first leaf is at most `index`.
+        let mut end = be(index).to_vec();
+        end.push(0);
+        self.backend
+            .last_before(Column::LeafBlocks, &be(0), &end)?
+            .map(|(_, height)| read_be(&height, "leaf block index"))
+            .transpose()
+    }
+
+    /// Leaf indexes of `client`'s messages committed in `[from, to)`, after leaf `after`
+    /// (exclusive; `None` to start at the beginning), at most `limit`, in commit order.
+    pub fn client_leaves(
+        &self,
+        client: &OrgId,
+        from: UnixMillis,
+        to: UnixMillis,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError> {
+        let prefix = client_prefix(client);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&be(from.0));
+        if let Some(after) = after {
+            // Resume just past the cursor leaf: its committed time is looked up so the
+            // scan does not restart at `from`.
+            if let Some(height) = self.leaf_height(after)? {
+                let time = self
+                    .header(height)?
+                    .map_or(from.0, |h| h.time.0)
+                    .max(from.0);
+                start = prefix.clone();
+                start.extend_from_slice(&be(time));
+                start.extend_from_slice(&be(after.saturating_add(1)));
+            }
+        }
+        let mut end = prefix;
+        end.extend_from_slice(&be(to.0));
+        self.backend
+            .scan(Column::ClientTimeIndex, &start, &end, limit)?
+            .into_iter()
+            .map(|(key, _)| read_be(&key[key.len() - 8..], "client time index key"))
+            .collect()
+    }
+
+    /// Leaf indexes of messages of kind `code` (see [`crate::message::Kind::code`]) from
+    /// leaf `from` on, at most `limit`.
+    pub fn kind_leaves(&self, code: u8, from: u64, limit: usize) -> Result<Vec<u64>, StorageError> {
+        let mut start = vec![code];
+        start.extend_from_slice(&be(from));
+        let mut end = vec![code];
+        end.extend_from_slice(&be(u64::MAX));
+        self.backend
+            .scan(Column::KindIndex, &start, &end, limit)?
+            .into_iter()
+            .map(|(key, _)| read_be(&key[1..], "kind index key"))
+            .collect()
+    }
+
+    /// The Merkle node hashes of the current log.
+    pub fn nodes(&self) -> Result<StoredNodes<'_, B>, StorageError> {
+        Ok(StoredNodes::new(&self.backend, self.log()?.tree_size))
+    }
+
+    /// The log root at any size up to the current one.
+    pub fn root(&self, size: u64) -> Result<Root, StorageError> {
+        merkle::root(&self.nodes()?, size).map_err(tree_error)
+    }
+
+    /// Inclusion proof of leaf `index` in the log of `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<InclusionProof, StorageError> {
+        merkle::inclusion_proof(&self.nodes()?, index, size).map_err(tree_error)
+    }
+
+    /// Consistency proof from the log of `old_size` leaves to that of `new_size`.
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProof, StorageError> {
+        merkle::consistency_proof(&self.nodes()?, old_size, new_size).map_err(tree_error)
+    }
+
+    /// Stores a checkpoint note for `tree_size` (synced).
+    pub fn put_checkpoint(&self, tree_size: u64, note: &[u8]) -> Result<(), StorageError> {
+        let log = self.log()?;
+        if tree_size > log.tree_size {
+            return Err(self.not_found("checkpoint tree size", tree_size)?);
+        }
+        let mut batch = WriteBatch::new();
+        batch.put(Column::Checkpoints, be(tree_size), note);
+        Ok(self.backend.write(batch)?)
+    }
+
+    /// The checkpoint note stored for `tree_size`.
+    pub fn checkpoint(&self, tree_size: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.backend.get(Column::Checkpoints, &be(tree_size))?)
+    }
+
+    /// The checkpoint with the largest tree size, with that size.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        self.backend
+            .last_before(Column::Checkpoints, &be(0), &[0xff; 9])?
+            .map(|(key, note)| {
+                if note.len() > MAX_CHECKPOINT_BYTES {
+                    return Err(StorageError::Inconsistent(
+                        "checkpoint note too large".into(),
+                    ));
+                }
+                Ok((read_be(&key, "checkpoint key")?, note))
+            })
+            .transpose()
+    }
+}
+
+/// The Merkle node hashes of a log of `tree_size` leaves, read from the `Nodes` column
+/// of a backend: the [`NodeStore`] the ledger's roots and proofs are computed from.
+#[derive(Debug)]
+pub struct StoredNodes<'a, B> {
+    backend: &'a B,
+    tree_size: u64,
+}
+
+impl<'a, B: Backend> StoredNodes<'a, B> {
+    /// Nodes of the log of `tree_size` leaves held in `backend`.
+    pub fn new(backend: &'a B, tree_size: u64) -> Self {
+        Self { backend, tree_size }
+    }
+
+    /// Adds the nodes of an append to `batch`.
+    pub fn write_appended(batch: &mut WriteBatch, appended: &merkle::Appended) {
+        for (id, hash) in &appended.nodes {
+            batch.put(Column::Nodes, id.to_key(), hash.0);
+        }
+    }
+}
+
+impl<B: Backend> NodeStore for StoredNodes<'_, B> {
+    type Error = NodeReadError;
+
+    fn tree_size(&self) -> Result<u64, NodeReadError> {
+        Ok(self.tree_size)
+    }
+
+    fn get_nodes(&self, ids: &[NodeId]) -> Result<Vec<Sha256Hash>, NodeReadError> {
+        let keys: Vec<[u8; merkle::NODE_KEY_LEN]> = ids.iter().map(NodeId::to_key).collect();
+        let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        let values = self
+            .backend
+            .multi_get(Column::Nodes, &key_refs)
+            .map_err(|e| NodeReadError(e.to_string()))?;
+        ids.iter()
+            .zip(values)
+            .map(|(id, value)| {
+                let value = value.ok_or_else(|| NodeReadError(format!("node {id} is missing")))?;
+                Sha256Hash::from_slice(&value)
+                    .map_err(|e| NodeReadError(format!("node {id} is corrupt: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// A Merkle node could not be read from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reading merkle nodes: {0}")]
+pub struct NodeReadError(String);
