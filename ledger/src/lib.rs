@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod block;
+pub mod c2sp;
 pub mod codec;
 pub mod crypto;
 pub mod hash;
