@@ -1,0 +1,175 @@
+//! The genesis document: who runs the network and who may write to it at the start.
+//!
+//! Every validator starts from the same genesis; its SHA-256 hash identifies the network
+//! to outsiders (evidence bundles carry it). JSON is its file format; the hash is over
+//! the canonical borsh encoding, so formatting the JSON differently changes nothing.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::block::{ValidatorSet, tagged_sha256};
+use crate::codec::{List, Text, encode, tags};
+use crate::crypto::PublicKey;
+use crate::hash::Sha256Hash;
+use crate::limits::{GenesisMemberCount, MAX_BLOCK_BYTES, MAX_BLOCK_MESSAGES, NameLen};
+use crate::message::{NetworkId, OrgId, Role, UnixMillis};
+
+/// An organisation allowed to sign non-evidence messages with its key.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Organisation {
+    /// Its id.
+    pub id: OrgId,
+    /// Its role.
+    pub role: Role,
+    /// Its signing key.
+    pub key: PublicKey,
+}
+
+/// A collector enrolled from the start.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct EnrolledCollector {
+    /// Its signing key.
+    pub key: PublicKey,
+    /// The client organisation it collects for.
+    pub client: OrgId,
+    /// A name for operators.
+    pub name: Text<NameLen>,
+}
+
+/// Parameters every validator must agree on.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ChainParams {
+    /// Most messages in one block (at most [`MAX_BLOCK_MESSAGES`]).
+    pub max_block_messages: u32,
+    /// Most encoded bytes in one block (at most [`MAX_BLOCK_BYTES`]).
+    pub max_block_bytes: u64,
+    /// How far a proposer's block time may run ahead of a validator's clock.
+    pub max_clock_drift_ms: u64,
+    /// An idle network commits an empty block this often, so liveness is visible; zero
+    /// means never.
+    pub empty_block_interval_ms: u64,
+}
+
+impl Default for ChainParams {
+    fn default() -> Self {
+        Self {
+            max_block_messages: 10_000,
+            max_block_bytes: 16 * 1024 * 1024,
+            max_clock_drift_ms: 2_000,
+            empty_block_interval_ms: 10_000,
+        }
+    }
+}
+
+/// The genesis document.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Genesis {
+    /// The network id every message and vote carries.
+    pub network: NetworkId,
+    /// Origin line of the log's C2SP checkpoints, e.g. `custos.example/testnet`.
+    pub log_origin: Text<NameLen>,
+    /// When the network starts; block times are after it.
+    pub genesis_time: UnixMillis,
+    /// The validators.
+    pub validators: ValidatorSet,
+    /// Organisations and their roles.
+    pub organisations: List<Organisation, GenesisMemberCount>,
+    /// Collectors enrolled from the start.
+    pub collectors: List<EnrolledCollector, GenesisMemberCount>,
+    /// Chain parameters.
+    pub params: ChainParams,
+}
+
+/// Why a genesis document is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// A parameter is out of range.
+    #[error("genesis parameter {name} is {value}; it must be between 1 and {max}")]
+    Param {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: u64,
+        /// Its maximum.
+        max: u64,
+    },
+    /// Two members share a key or an id.
+    #[error("genesis names {what} twice: {value}")]
+    Duplicate {
+        /// What is duplicated.
+        what: &'static str,
+        /// The duplicate.
+        value: String,
+    },
+    /// A key is not a usable Ed25519 key.
+    #[error("genesis key of {who}: {reason}")]
+    BadKey {
+        /// Whose key.
+        who: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Genesis {
+    /// The genesis hash: SHA-256 of the tagged canonical encoding.
+    pub fn hash(&self) -> Sha256Hash {
+        tagged_sha256(tags::GENESIS, &encode(self))
+    }
+
+    /// Checks what the types cannot: parameter ranges, unique ids and keys, valid keys.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let params = &self.params;
+        let check = |name, value: u64, max: u64| {
+            if value == 0 || value > max {
+                Err(GenesisError::Param { name, value, max })
+            } else {
+                Ok(())
+            }
+        };
+        check(
+            "max_block_messages",
+            params.max_block_messages.into(),
+            MAX_BLOCK_MESSAGES as u64,
+        )?;
+        check(
+            "max_block_bytes",
+            params.max_block_bytes,
+            MAX_BLOCK_BYTES as u64,
+        )?;
+        check("max_clock_drift_ms", params.max_clock_drift_ms, 60_000)?;
+
+        let mut keys = std::collections::HashSet::new();
+        let mut key_ids = std::collections::HashSet::new();
+        let mut check_key = |who: String, key: &PublicKey| {
+            key.verifying_key().map_err(|e| GenesisError::BadKey {
+                who: who.clone(),
+                reason: e.to_string(),
+            })?;
+            if !keys.insert(*key) || !key_ids.insert(key.key_id()) {
+                return Err(GenesisError::Duplicate {
+                    what: "key",
+                    value: format!("{key} ({who})"),
+                });
+            }
+            Ok(())
+        };
+        for v in self.validators.validators() {
+            check_key(format!("validator {}", v.name), &v.key)?;
+        }
+        let mut org_ids = std::collections::HashSet::new();
+        for org in self.organisations.iter() {
+            check_key(format!("organisation {}", org.id), &org.key)?;
+            if !org_ids.insert(org.id.as_str()) {
+                return Err(GenesisError::Duplicate {
+                    what: "organisation",
+                    value: org.id.to_string(),
+                });
+            }
+        }
+        for c in self.collectors.iter() {
+            check_key(format!("collector {}", c.name), &c.key)?;
+        }
+        Ok(())
+    }
+}
