@@ -40,8 +40,8 @@ fn benches(c: &mut Criterion) {
         .map(|i| SecretKey::from_seed(&[i + 1; 32]))
         .collect();
     let publics: Vec<PublicKey> = keys.iter().map(SecretKey::public).collect();
-    let envelopes: Vec<Envelope> = (0..1024u64)
-        .map(|i| envelope(&keys[i as usize % keys.len()], i + 1))
+    let envelopes: Vec<Envelope> = (0..1024usize)
+        .map(|i| envelope(&keys[i % keys.len()], i as u64 + 1))
         .collect();
 
     let mut group = c.benchmark_group("envelope verification");

@@ -429,7 +429,7 @@ mod tests {
 
     fn set(n: usize) -> (Vec<SecretKey>, ValidatorSet) {
         let keys: Vec<SecretKey> = (0..n)
-            .map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]))
+            .map(|i| SecretKey::from_seed(&[u8::try_from(i).unwrap() + 1; 32]))
             .collect();
         let validators = keys
             .iter()

@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn text_over_limit_is_refused_before_reading_the_body() {
-        let mut bytes = encode(&(HostLen::MAX as u32 + 1));
+        let mut bytes = encode(&(u32::try_from(HostLen::MAX).unwrap() + 1));
         // Only the prefix: the decoder must refuse on the length alone.
         let err = decode::<Text<HostLen>>(&bytes, 1 << 20).unwrap_err();
         assert_eq!(
@@ -540,7 +540,7 @@ mod tests {
 
     #[test]
     fn list_count_over_limit_is_refused() {
-        let mut bytes = encode(&(AttackIdCount::MAX as u32 + 1));
+        let mut bytes = encode(&(u32::try_from(AttackIdCount::MAX).unwrap() + 1));
         bytes.extend([0u8; 4]);
         assert!(matches!(
             decode::<List<Text<AttackIdLen>, AttackIdCount>>(&bytes, 1 << 20),

@@ -225,7 +225,8 @@ fn bad_blocks_are_refused_and_change_nothing() {
         block
     };
 
-    let cases: Vec<(&str, CommittedBlock, fn(&StorageError) -> bool)> = vec![
+    type Case = (&'static str, CommittedBlock, fn(&StorageError) -> bool);
+    let cases: Vec<Case> = vec![
         ("height", resign(wrong_height), |e| {
             matches!(e, StorageError::WrongHeight { .. })
         }),

@@ -67,6 +67,9 @@ impl Column {
     }
 }
 
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// A storage engine failed. The operation had no effect unless it says otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -139,7 +142,7 @@ pub trait Backend: Send + Sync {
         start: &[u8],
         end: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError>;
+    ) -> Result<Vec<KeyValue>, BackendError>;
 
     /// The last entry with `key < end` and `key >= start`, if any.
     fn last_before(
@@ -147,7 +150,7 @@ pub trait Backend: Send + Sync {
         column: Column,
         start: &[u8],
         end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackendError>;
+    ) -> Result<Option<KeyValue>, BackendError>;
 
     /// Applies `batch` atomically and durably.
     fn write(&self, batch: WriteBatch) -> Result<(), BackendError>;

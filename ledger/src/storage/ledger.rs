@@ -348,7 +348,10 @@ impl<B: Backend> Ledger<B> {
             .and_then(|bytes| {
                 decode(&bytes, MAX_CONSENSUS_MESSAGE_BYTES).map_err(corrupt("commit certificate"))
             })?;
-        let mut entries = Vec::with_capacity(stored.leaf_count as usize);
+        let mut entries = Vec::with_capacity(
+            usize::try_from(stored.leaf_count)
+                .map_or(0, |n| n.min(crate::limits::MAX_BLOCK_MESSAGES)),
+        );
         for index in stored.first_leaf..stored.first_leaf + stored.leaf_count {
             let envelope = self.envelope(index)?.ok_or_else(|| {
                 StorageError::Inconsistent(format!("block {height} lacks leaf {index}"))

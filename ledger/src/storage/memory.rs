@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::RwLock;
 
-use super::backend::{Backend, BackendError, Column, WriteBatch};
+use super::backend::{Backend, BackendError, Column, KeyValue, WriteBatch};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -49,7 +49,7 @@ impl Backend for MemoryBackend {
         start: &[u8],
         end: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<Vec<KeyValue>, BackendError> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -69,7 +69,7 @@ impl Backend for MemoryBackend {
         column: Column,
         start: &[u8],
         end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<Option<KeyValue>, BackendError> {
         if start >= end {
             return Ok(None);
         }

@@ -10,7 +10,7 @@ mod memory;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 
-pub use backend::{Backend, BackendError, Column, WriteBatch};
+pub use backend::{Backend, BackendError, Column, KeyValue, WriteBatch};
 pub use ledger::{AppliedBlock, ChainHead, Ledger, NodeReadError, StorageError, StoredNodes};
 pub use memory::MemoryBackend;
 #[cfg(feature = "rocksdb")]

@@ -7,7 +7,7 @@ use rocksdb::{
     ReadOptions, WriteOptions,
 };
 
-use super::backend::{Backend, BackendError, Column, WriteBatch};
+use super::backend::{Backend, BackendError, Column, KeyValue, WriteBatch};
 
 /// Block cache shared by all column families. Merkle nodes and indexes are small and
 /// hot; a proof touches ~20 nodes, so keeping them cached is what makes proofs fast.
@@ -101,7 +101,7 @@ impl Backend for RocksBackend {
         start: &[u8],
         end: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<Vec<KeyValue>, BackendError> {
         if start >= end {
             return Ok(Vec::new());
         }
@@ -123,7 +123,7 @@ impl Backend for RocksBackend {
         column: Column,
         start: &[u8],
         end: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackendError> {
+    ) -> Result<Option<KeyValue>, BackendError> {
         if start >= end {
             return Ok(None);
         }

@@ -56,7 +56,7 @@ impl ChainBuilder {
         let clients = ["acme-bank", "globex-insurance", "initech"];
         let collectors = (0..collector_count)
             .map(|i| Collector {
-                key: SecretKey::from_seed(&[100 + i as u8; 32]),
+                key: SecretKey::from_seed(&[100 + u8::try_from(i).unwrap(); 32]),
                 client: clients[i % clients.len()],
             })
             .collect();
@@ -79,7 +79,7 @@ impl ChainBuilder {
         )
         .into_bytes();
         while payload.len() + 2 < self.payload_bytes {
-            payload.push(b'a' + (payload.len() % 26) as u8);
+            payload.push(b"abcdefghijklmnopqrstuvwxyz"[payload.len() % 26]);
         }
         payload.extend_from_slice(b"\"}");
         let message = Message {
