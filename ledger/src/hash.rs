@@ -59,16 +59,35 @@ macro_rules! digest_type {
             }
         }
 
+        /// Serialized as 64 lower-case hex digits, for RPC, config and bundles.
         impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_hex())
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_hex())
             }
         }
 
+        /// Read from 64 hex digits ([`Self::from_hex`]); any other length is refused before
+        /// decoding.
         impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <String as serde::Deserialize>::deserialize(d)?;
-                Self::from_hex(&text).map_err(serde::de::Error::custom)
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct HexVisitor;
+
+                impl serde::de::Visitor<'_> for HexVisitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, "{} hex digits", 2 * HASH_LEN)
+                    }
+
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        if text.len() != 2 * HASH_LEN {
+                            return Err(E::invalid_length(text.len(), &self));
+                        }
+                        $name::from_hex(text).map_err(E::custom)
+                    }
+                }
+
+                deserializer.deserialize_str(HexVisitor)
             }
         }
 
@@ -113,4 +132,33 @@ pub enum HashParseError {
     /// The bytes were not 32 long.
     #[error("digest must be 32 bytes, got {0}")]
     WrongLength(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_uses_lower_case_hex() {
+        let hash = Sha256Hash::digest(b"custos");
+        let json = serde_json::to_string(&hash).unwrap();
+        assert_eq!(json, format!("\"{}\"", hash.to_hex()));
+        assert_eq!(json, json.to_lowercase());
+        assert_eq!(serde_json::from_str::<Sha256Hash>(&json).unwrap(), hash);
+
+        let blake = Blake3Hash::digest(b"custos");
+        let json = serde_json::to_string(&blake).unwrap();
+        assert_eq!(serde_json::from_str::<Blake3Hash>(&json).unwrap(), blake);
+
+        for bad in [
+            "\"\"",
+            "\"abcd\"",
+            &format!("\"{}zz\"", &hash.to_hex()[2..]),
+            "42",
+        ] {
+            assert!(serde_json::from_str::<Sha256Hash>(bad).is_err(), "{bad}");
+        }
+        let long = format!("\"{}00\"", hash.to_hex());
+        assert!(serde_json::from_str::<Sha256Hash>(&long).is_err());
+    }
 }

@@ -42,6 +42,20 @@ pub enum ProofError {
     /// Consistency with the empty tree proves nothing and is refused.
     #[error("consistency from the empty tree proves nothing; old tree size must be at least 1")]
     EmptyOldTree,
+    /// The proof is for a different tree size than the root it is checked against; a root
+    /// hash does not say how many leaves it covers, so the sizes must agree.
+    #[error(
+        "the proof's {which} size is {proof_size}, but the {which} root given is for size \
+         {root_size}; check a proof against the root of the size it was made for"
+    )]
+    SizeMismatch {
+        /// Which root: "tree", "old" or "new".
+        which: &'static str,
+        /// Size the proof is for.
+        proof_size: u64,
+        /// Size of the root given.
+        root_size: u64,
+    },
     /// The proof hashes to a different root than the one claimed.
     #[error("proof does not lead to the {which} root")]
     RootMismatch {
@@ -54,10 +68,12 @@ pub enum ProofError {
 fn decompose_inclusion(index: u64, tree_size: u64) -> (usize, usize) {
     // Bits in which the leaf's path and the last leaf's path differ: below the highest
     // of them the two paths are in separate subtrees, so each level costs a sibling hash.
-    let inner = (u64::BITS - (index ^ (tree_size - 1)).leading_zeros()) as usize;
+    let inner = u64::BITS - (index ^ (tree_size - 1)).leading_zeros();
     // Above that, the leaf is on the right border; every 1 bit left is a left sibling.
-    let border = (index >> inner).count_ones() as usize;
-    (inner, border)
+    // `inner` is 64 when the paths split at the top level (trees over 2^63 leaves): no bits
+    // are left, and a plain shift by 64 would overflow.
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones();
+    (inner as usize, border as usize)
 }
 
 /// Climbs `seed` through `proof` as the subtree of `index`, choosing sides by its bits.
@@ -205,4 +221,29 @@ pub fn verify_consistency(
         return Err(ProofError::RootMismatch { which: "new" });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_over_2_pow_63_leaves_do_not_overflow() {
+        // Leaf 0 and the last leaf split at the root, 64 levels up.
+        let tree_size = (1 << 63) + 1;
+        assert_eq!(decompose_inclusion(0, tree_size), (64, 0));
+        let proof = [Sha256Hash::ZERO; 64];
+        assert!(root_from_inclusion(&Sha256Hash::ZERO, 0, tree_size, &proof).is_ok());
+        assert_eq!(
+            verify_inclusion(&[0; 32], 0, tree_size, &proof[..3], &[0; 32]),
+            Err(ProofError::WrongProofLength {
+                expected: 64,
+                got: 3
+            })
+        );
+        assert!(matches!(
+            verify_consistency(3, u64::MAX, &[0; 32], &[0; 32], &[Sha256Hash::ZERO; 65]),
+            Err(ProofError::RootMismatch { .. })
+        ));
+    }
 }
