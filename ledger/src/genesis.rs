@@ -36,8 +36,10 @@ pub struct EnrolledCollector {
     pub name: Text<NameLen>,
 }
 
-/// Parameters every validator must agree on.
+/// Parameters every validator must agree on. Fields left out of a JSON or TOML document
+/// take their defaults.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChainParams {
     /// Most messages in one block (at most [`MAX_BLOCK_MESSAGES`]).
     pub max_block_messages: u32,
