@@ -546,7 +546,11 @@ impl HeightState {
     }
 
     /// Persists the prevotes behind a new valid value (L36, L42–L43).
+    /// Observers sign nothing and keep no WAL.
     fn persist_polka(&mut self, valid: RoundValue, out: &mut Vec<Output>) {
+        if self.own_index.is_none() {
+            return;
+        }
         let prevotes = self
             .votes
             .tally(valid.round, VoteKind::Prevote)
