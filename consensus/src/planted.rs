@@ -17,4 +17,7 @@ pub enum PlantedBug {
     /// A vote is broadcast before its WAL entry is persisted: a crash between the two lets
     /// the restarted validator sign a different vote for the same step.
     BroadcastBeforePersist,
+    /// `StartHeight` ignores the recovered WAL: a restarted validator forgets what it
+    /// signed and its lock, and can sign a conflicting vote for a step it already voted in.
+    ForgetWal,
 }

@@ -328,6 +328,51 @@ fn conflicting_votes_yield_evidence_once_and_count_once() {
 }
 
 #[test]
+fn an_equivocators_second_vote_counts_once_honest_validators_back_its_value() {
+    // A validator that first saw the equivocator's nil precommit must still accept a
+    // commit certificate holding the equivocator's precommit for V (found by the
+    // simulator: without this, seed 40 stalled).
+    let (mut engine, me) = follower();
+    let o = others(me);
+    let outputs = feed(
+        &mut engine,
+        vec![
+            proposal(0, V, None),
+            vote(0, VoteKind::Precommit, None, o[0]),
+            vote(0, VoteKind::Precommit, Some(V), o[0]),
+        ],
+    );
+    assert_eq!(
+        outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Evidence(_)))
+            .count(),
+        1
+    );
+    let outputs = feed(
+        &mut engine,
+        vec![
+            vote(0, VoteKind::Precommit, Some(V), o[1]),
+            vote(0, VoteKind::Precommit, Some(V), o[2]),
+        ],
+    );
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::Decide(_))),
+        "o[0]'s V vote was dropped"
+    );
+    // Gossip resends the certificate: now V has f+1 behind it and o[0]'s vote counts.
+    let outputs = feed(
+        &mut engine,
+        vec![vote(0, VoteKind::Precommit, Some(V), o[0])],
+    );
+    let decided = outputs.iter().find_map(|o| match o {
+        Output::Decide(d) => Some(d.commit.len()),
+        _ => None,
+    });
+    assert_eq!(decided, Some(3));
+}
+
+#[test]
 fn proposals_from_anyone_but_the_proposer_are_dropped() {
     let (mut engine, me) = follower();
     let outputs = engine

@@ -12,7 +12,7 @@ use crate::types::{
     Vote, VoteKind,
 };
 use crate::validators::ValidatorSet;
-use crate::votes::{Added, VoteKeeper};
+use crate::votes::VoteKeeper;
 use crate::wal::WalEntry;
 
 use super::buffer::Message;
@@ -206,13 +206,12 @@ impl HeightState {
         let Vote {
             round, kind, value, ..
         } = signed.vote;
-        match self.votes.add(signed, power) {
-            Added::Counted => {}
-            Added::Duplicate | Added::Conflict(None) => return false,
-            Added::Conflict(Some(evidence)) => {
-                out.push(Output::Evidence(evidence));
-                return false;
-            }
+        let added = self.votes.add(signed, power, &self.validators);
+        if let Some(evidence) = added.evidence {
+            out.push(Output::Evidence(evidence));
+        }
+        if !added.counted {
+            return false;
         }
         if let (VoteKind::Precommit, Some(value)) = (kind, value) {
             let candidate = RoundValue { round, value };
@@ -566,7 +565,7 @@ impl HeightState {
 
     /// Counts a vote recovered from the WAL (restart), without evaluating rules.
     pub(super) fn count_recovered(&mut self, vote: SignedVote, power: u64) {
-        let _ = self.votes.add(vote, power);
+        let _ = self.votes.add(vote, power, &self.validators);
     }
 
     pub(super) fn recovered_weight(&self, round: Round, value: ValueId) -> u64 {

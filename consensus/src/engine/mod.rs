@@ -573,8 +573,37 @@ impl Engine {
         self.current.iter().flat_map(move |c| c.proposals(round))
     }
 
-    /// The counted votes of `kind` in `round` of the current height, in validator order
-    /// (for gossip to peers that missed them).
+    /// The proposal this validator signed for `round` of the current height, if any. It
+    /// survives a restart (through the WAL), so the node can re-sign and resend it.
+    pub fn own_proposal(&self, round: Round) -> Option<Proposal> {
+        self.current
+            .as_ref()
+            .and_then(|c| c.own_proposals.get(&round).copied())
+    }
+
+    /// The votes this validator signed in `round` of the current height (prevote first).
+    /// They survive a restart (through the WAL), so the node can re-sign and resend them to
+    /// peers still in that round; signing the same vote again is not equivocation.
+    pub fn own_votes(&self, round: Round) -> impl Iterator<Item = Vote> + '_ {
+        let current = self.current.as_ref();
+        [VoteKind::Prevote, VoteKind::Precommit]
+            .into_iter()
+            .filter_map(move |kind| {
+                let current = current?;
+                let value = *current.own_votes.get(&(round, kind))?;
+                let validator = current.own_index?;
+                Some(Vote {
+                    height: current.state.height,
+                    round,
+                    kind,
+                    value,
+                    validator,
+                })
+            })
+    }
+
+    /// The counted votes of `kind` in `round` of the current height, by value and then
+    /// validator (for gossip to peers that missed them).
     pub fn votes(&self, round: Round, kind: VoteKind) -> impl Iterator<Item = &SignedVote> {
         self.current.iter().flat_map(move |c| c.votes(round, kind))
     }
