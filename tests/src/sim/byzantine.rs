@@ -119,9 +119,9 @@ impl SimNode {
                 let n = world.scenario.validators();
                 let chosen = world.random_below(n);
                 let half = self.split(world, vote.height, vote.round);
-                for peer in 0..n {
+                for (peer, in_half) in half.into_iter().enumerate() {
                     let gets_value = match vote.kind {
-                        VoteKind::Prevote => half[peer],
+                        VoteKind::Prevote => in_half,
                         VoteKind::Precommit => peer == chosen,
                     };
                     let message = if gets_value { &signed } else { &nil };

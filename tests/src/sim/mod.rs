@@ -509,7 +509,7 @@ impl Simulation {
             now_ms: 0,
             queue: BinaryHeap::new(),
             next_seq: 0,
-            rng: ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed_0f_c0_5705),
+            rng: ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x5eed_0fc0_5705),
             checker: Checker::new(honest, validators.clone(), keys.clone()),
             keys,
             validators,
