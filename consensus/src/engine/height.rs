@@ -52,8 +52,6 @@ pub(crate) struct HeightState {
     pub(crate) validators: ValidatorSet,
     pub(crate) own_index: Option<ValidatorIndex>,
     timeouts: TimeoutConfig,
-    #[cfg(feature = "planted-bugs")]
-    planted_bug: Option<PlantedBug>,
     votes: VoteKeeper,
     proposals: BTreeMap<Round, Vec<ReceivedProposal>>,
     /// Every vote this validator signed at this height: the guard against signing twice.
@@ -85,8 +83,6 @@ impl HeightState {
             state,
             own_index,
             timeouts: config.timeouts,
-            #[cfg(feature = "planted-bugs")]
-            planted_bug: config.planted_bug,
             votes: VoteKeeper::default(),
             proposals: BTreeMap::new(),
             own_votes: BTreeMap::new(),
@@ -260,7 +256,7 @@ impl HeightState {
     /// Whether a quorum (`2f + 1`) holds `weight`.
     pub(super) fn is_quorum(&self, weight: u64) -> bool {
         #[cfg(feature = "planted-bugs")]
-        if self.planted_bug == Some(PlantedBug::QuorumOffByOne) {
+        if self.state.planted_bug == Some(PlantedBug::QuorumOffByOne) {
             let f = (self.validators.total_power() - 1) / 3;
             return weight >= 2 * f;
         }
@@ -533,7 +529,7 @@ impl HeightState {
             None => {
                 self.own_votes.insert((round, kind), value);
                 #[cfg(feature = "planted-bugs")]
-                if self.planted_bug == Some(crate::planted::PlantedBug::BroadcastBeforePersist) {
+                if self.state.planted_bug == Some(PlantedBug::BroadcastBeforePersist) {
                     out.push(Output::BroadcastVote(vote));
                     out.push(Output::PersistWal(WalEntry::Vote(vote)));
                     return;

@@ -1,5 +1,7 @@
 //! Starting a height, fresh or from the WAL after a restart.
 
+#[cfg(feature = "planted-bugs")]
+use crate::planted::PlantedBug;
 use crate::state_machine::{Event, Step};
 use crate::types::{Round, RoundValue, SignedVote, ValidatorIndex, ValueId, VoteKind};
 use crate::wal::WalEntry;
@@ -25,7 +27,7 @@ impl HeightState {
         #[allow(unused_mut)] // emptied only with planted bugs compiled in
         let mut entries: Vec<WalEntry> = wal.into_iter().filter(|e| e.height() == height).collect();
         #[cfg(feature = "planted-bugs")]
-        if self.state.planted_bug == Some(crate::planted::PlantedBug::ForgetWal) {
+        if self.state.planted_bug == Some(PlantedBug::ForgetWal) {
             entries.clear();
         }
         if entries.is_empty() {

@@ -4,7 +4,7 @@
 
 use custos_consensus::{Height, Proposal, Round, ValidatorIndex, ValueId, Vote, VoteKind};
 
-use super::crypto::{make_invalid, make_valid};
+use super::crypto::make_invalid;
 use super::node::SimNode;
 use super::scenario::Behavior;
 use super::{NetMessage, World};
@@ -245,9 +245,4 @@ fn random_pol_round(world: &mut World, round: Round) -> Option<Round> {
         )),
         _ => Some(round.saturating_add(1)),
     }
-}
-
-/// A fresh valid value id, for liars.
-pub(super) fn fresh_valid(bytes: [u8; 32]) -> ValueId {
-    make_valid(ValueId(bytes))
 }

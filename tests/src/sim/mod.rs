@@ -312,8 +312,9 @@ impl World {
         self.rng.random_range(range)
     }
 
+    /// A fresh valid value id, for liars.
     pub(crate) fn random_value(&mut self) -> ValueId {
-        byzantine_value(self.rng.random())
+        crypto::make_valid(ValueId(self.rng.random()))
     }
 
     /// Sends through the faulty network: loss and partitions (until healed), then delay,
@@ -354,10 +355,6 @@ impl World {
             self.send(from, to, message.clone());
         }
     }
-}
-
-fn byzantine_value(bytes: [u8; 32]) -> ValueId {
-    byzantine::fresh_valid(bytes)
 }
 
 /// Longest extra delay of a reordered message.
