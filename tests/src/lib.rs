@@ -1,1 +1,6 @@
-//! placeholder during initial build
+//! Custos integration tests. The library part holds the deterministic consensus simulator
+//! ([`sim`]); the integration tests in `tests/` and the `sim` binary (seed sweeps for
+//! `scripts/sim.sh`) drive it.
+#![warn(missing_docs)]
+
+pub mod sim;
