@@ -6,7 +6,6 @@
     clippy::cast_possible_truncation,
     reason = "test vector sizes are at most 16, far below usize::MAX"
 )]
-#![expect(clippy::print_stdout, reason = "the tests report how many vectors ran")]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,14 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod config;
+pub mod genesis_spec;
 pub mod keys;
 pub mod mempool;
+pub mod metrics;
+pub mod node;
 pub mod p2p;
+pub mod rpc_server;
+pub mod runtime;
+pub mod send;
+pub mod wire;

@@ -1,1 +1,120 @@
-fn main() {}
+//! `custos`: the Custos validator node and its command-line tools.
+// A command's result is its standard output; logs go to standard error.
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use custos_node::config::NodeConfig;
+use custos_node::keys::{KeyFile, KeyKind};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "custos",
+    version,
+    about = "Custos: a permissioned blockchain that notarizes cybersecurity evidence"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate an Ed25519 key file (validator, organisation or collector).
+    Keygen {
+        /// What the key is for.
+        #[arg(long, value_enum)]
+        kind: KeyKind,
+        /// Where to write it; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build a genesis document from a TOML description of the network.
+    Genesis {
+        /// The description (see the testnet folder for an example).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Where to write the genesis JSON.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run a validator node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Show a node's status.
+    Status {
+        /// The node's JSON-RPC URL.
+        #[arg(long, default_value = "http://127.0.0.1:8600")]
+        rpc: String,
+    },
+    /// Sign and submit log lines as a collector (a demo and smoke-test tool; the
+    /// collector agent is `custos collect`).
+    Send(custos_node::send::SendArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Run the validator described by a configuration file.
+    Run {
+        /// The node's configuration (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CUSTOS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("CUSTOS_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Keygen { kind, out } => {
+            let (file, _) = KeyFile::generate(kind);
+            file.write_new(&out)?;
+            println!(
+                "{}",
+                serde_json::json!({ "key_id": file.key_id, "public_key": file.public_key, "file": out })
+            );
+        }
+        Command::Genesis { spec, out } => {
+            let genesis = custos_node::genesis_spec::build(&spec, custos_node::runtime::now_ms())?;
+            let json = serde_json::to_string_pretty(&genesis)?;
+            std::fs::write(&out, json + "\n")
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({ "genesis_hash": genesis.hash(), "file": out })
+            );
+        }
+        Command::Node {
+            command: NodeCommand::Run { config },
+        } => {
+            let config = NodeConfig::load(&config)?;
+            custos_node::node::run(config).await?;
+        }
+        Command::Status { rpc } => {
+            let status = custos_node::send::status(&rpc).await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        }
+        Command::Send(args) => println!("{}", custos_node::send::run(args).await?),
+    }
+    Ok(())
+}

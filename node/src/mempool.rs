@@ -392,3 +392,14 @@ impl<C: Committed> Committed for Overlay<'_, C> {
         self.committed.is_committed(leaf_hash)
     }
 }
+
+impl Mempool {
+    /// Where `author`'s chain ends counting waiting messages, falling back to the
+    /// committed chain.
+    pub fn author_tip<C: Committed>(&self, author: &KeyId, committed: &C) -> Option<ChainTip> {
+        self.tips
+            .get(author)
+            .copied()
+            .or_else(|| committed.author_tip(author))
+    }
+}

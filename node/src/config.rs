@@ -1,0 +1,115 @@
+//! The node's configuration file (TOML).
+//!
+//! ```toml
+//! data_dir = "data/control-center"     # ledger and consensus WAL
+//! genesis = "genesis.json"
+//! validator_key = "keys/control-center.json"
+//! p2p_listen = "/ip4/0.0.0.0/tcp/26600"
+//! rpc_listen = "127.0.0.1:8600"
+//! metrics_listen = "127.0.0.1:9600"   # optional
+//!
+//! [consensus]                          # optional; these are the defaults
+//! propose_timeout_ms = 1000
+//! vote_timeout_ms = 500
+//! timeout_increase_ms = 500
+//!
+//! [mempool]                            # optional; these are the defaults
+//! max_messages = 100000
+//! max_bytes = 268435456
+//! ```
+//!
+//! Relative paths are relative to the configuration file's folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// Consensus timeouts. Round `r` waits `base + r * increase` for each step, so rounds
+/// lengthen until the network is fast enough to decide (partial synchrony).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    /// Wait for a proposal.
+    pub propose_timeout_ms: u64,
+    /// Wait for more votes after seeing 2f+1 of mixed values.
+    pub vote_timeout_ms: u64,
+    /// Added per round.
+    pub timeout_increase_ms: u64,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self {
+            propose_timeout_ms: 1_000,
+            vote_timeout_ms: 500,
+            timeout_increase_ms: 500,
+        }
+    }
+}
+
+/// Mempool bounds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConfig {
+    /// Most messages waiting.
+    pub max_messages: usize,
+    /// Most bytes waiting.
+    pub max_bytes: usize,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        let limits = crate::mempool::MempoolLimits::default();
+        Self {
+            max_messages: limits.max_messages,
+            max_bytes: limits.max_bytes,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Folder for the ledger and the consensus WAL.
+    pub data_dir: PathBuf,
+    /// The genesis document.
+    pub genesis: PathBuf,
+    /// This validator's key file.
+    pub validator_key: PathBuf,
+    /// libp2p listen address.
+    pub p2p_listen: String,
+    /// JSON-RPC listen address.
+    pub rpc_listen: SocketAddr,
+    /// Prometheus metrics listen address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Consensus timeouts.
+    #[serde(default)]
+    pub consensus: ConsensusConfig,
+    /// Mempool bounds.
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+}
+
+impl NodeConfig {
+    /// Reads a configuration file and resolves its relative paths.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration {}", path.display()))?;
+        let mut config: NodeConfig = toml::from_str(&text)
+            .with_context(|| format!("configuration {} is invalid", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.data_dir,
+            &mut config.genesis,
+            &mut config.validator_key,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,158 @@
+//! The JSON-RPC server: the [`CustosApiServer`] implementation.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use jsonrpsee::core::{RpcResult, async_trait};
+use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::ErrorObjectOwned;
+
+use custos_ledger::block::Entry;
+use custos_ledger::codec::Bytes;
+use custos_ledger::message::Envelope;
+use custos_rpc::{
+    CustosApiServer, MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, NodeStatus, SubmitMessage,
+    SubmitResponse, SubmitResult, SubmitStatus, codes,
+};
+
+use crate::mempool::Rejection;
+use crate::runtime::Shared;
+
+/// The RPC service.
+#[derive(Debug, Clone)]
+pub struct RpcService {
+    shared: Arc<Shared>,
+}
+
+fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(codes::INVALID_INPUT, message.into(), None::<()>)
+}
+
+fn internal(message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(codes::INTERNAL, message.into(), None::<()>)
+}
+
+/// Decodes one submitted message; the error says which part is wrong.
+fn decode_submission(message: &SubmitMessage) -> Result<Entry, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let envelope_bytes = b64
+        .decode(message.envelope.as_bytes())
+        .map_err(|e| format!("envelope is not base64: {e}"))?;
+    let envelope = Envelope::decode(&envelope_bytes).map_err(|e| format!("envelope: {e}"))?;
+    let payload = b64
+        .decode(message.payload.as_bytes())
+        .map_err(|e| format!("payload is not base64: {e}"))?;
+    let payload = Bytes::new(payload).map_err(|e| e.to_string())?;
+    Ok(Entry { envelope, payload })
+}
+
+#[async_trait]
+impl CustosApiServer for RpcService {
+    async fn submit(&self, messages: Vec<SubmitMessage>) -> RpcResult<SubmitResponse> {
+        if messages.len() > MAX_SUBMIT_BATCH {
+            return Err(invalid(format!(
+                "{} messages in one call; at most {MAX_SUBMIT_BATCH}",
+                messages.len()
+            )));
+        }
+        let mut results: Vec<Option<SubmitResult>> = vec![None; messages.len()];
+        let mut decoded = Vec::new();
+        let mut positions = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            match decode_submission(message) {
+                Ok(entry) => {
+                    decoded.push(entry);
+                    positions.push(index);
+                }
+                Err(error) => {
+                    results[index] = Some(SubmitResult {
+                        index,
+                        status: SubmitStatus::Rejected,
+                        leaf_hash: None,
+                        error: Some(error),
+                    })
+                }
+            }
+        }
+        let hashes: Vec<_> = decoded.iter().map(|e| e.envelope.leaf_hash()).collect();
+        let shared = self.shared.clone();
+        // Signature checks are CPU work: keep them off the async workers.
+        let (outcomes, admitted) = tokio::task::spawn_blocking(move || shared.admit(decoded))
+            .await
+            .map_err(|e| internal(format!("admission failed: {e}")))?;
+        self.shared.forward(admitted).await;
+        for ((index, hash), outcome) in positions.into_iter().zip(hashes).zip(outcomes) {
+            let (status, error) = match outcome {
+                Ok(_) => (SubmitStatus::Admitted, None),
+                Err(Rejection::Duplicate(_)) => (SubmitStatus::Duplicate, None),
+                Err(e @ Rejection::Busy { .. }) => (SubmitStatus::Busy, Some(e.to_string())),
+                Err(e) => (SubmitStatus::Rejected, Some(e.to_string())),
+            };
+            results[index] = Some(SubmitResult {
+                index,
+                status,
+                leaf_hash: Some(hash),
+                error,
+            });
+        }
+        let results: Vec<SubmitResult> = results
+            .into_iter()
+            .map(|r| r.expect("every message answered"))
+            .collect();
+        let admitted = results
+            .iter()
+            .filter(|r| r.status == SubmitStatus::Admitted)
+            .count();
+        Ok(SubmitResponse { admitted, results })
+    }
+
+    async fn status(&self) -> RpcResult<NodeStatus> {
+        let chain = self.shared.chain.read().expect("chain lock");
+        let head = chain.head().map_err(|e| internal(e.to_string()))?;
+        let me = self.shared.key.public().key_id();
+        let validator = chain
+            .genesis
+            .validators
+            .get(&me)
+            .ok_or_else(|| internal("this node's key is not a validator"))?;
+        let mut peers: Vec<String> = self
+            .shared
+            .peers
+            .read()
+            .expect("peers lock")
+            .values()
+            .cloned()
+            .collect();
+        peers.sort();
+        Ok(NodeStatus {
+            network: chain.genesis.network.to_string(),
+            genesis_hash: self.shared.genesis_hash,
+            validator: validator.name.to_string(),
+            organisation: validator.org.to_string(),
+            role: validator.role,
+            height: head.height,
+            log_size: head.log.tree_size,
+            log_root: head.log.hash,
+            last_block_time_ms: head.time.0,
+            peers,
+            mempool_messages: self.shared.mempool.lock().expect("mempool lock").len(),
+        })
+    }
+}
+
+/// Starts the JSON-RPC server (HTTP and WebSocket) on `address`.
+pub async fn start(
+    shared: Arc<Shared>,
+    address: SocketAddr,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_response_body_size(MAX_REQUEST_BYTES)
+        .build();
+    let server = Server::builder().set_config(config).build(address).await?;
+    let local = server.local_addr()?;
+    let handle = server.start(RpcService { shared }.into_rpc());
+    tracing::info!(address = %local, "serving JSON-RPC");
+    Ok((local, handle))
+}

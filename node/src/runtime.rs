@@ -1,0 +1,1071 @@
+//! The validator runtime: one task that owns the consensus engine and the commit path,
+//! fed by the network, timers and the mempool.
+//!
+//! Order of effects, which crash safety rests on:
+//! 1. a WAL entry is synced before the vote or proposal it records is sent;
+//! 2. a decided block is applied to the ledger in one synced batch before the mempool
+//!    forgets its messages and before the WAL is cleared;
+//! 3. the next height starts only after that.
+//!
+//! An idle network does not spin: the next height starts when a message is waiting, when
+//! a peer is already at it, or when the genesis `empty_block_interval_ms` has passed.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::sync::{Notify, mpsc};
+use tracing::{debug, info, warn};
+
+use custos_consensus::{
+    self as consensus, Decision, Engine, EngineConfig, Height, Input, Output, Round, StepTimeout,
+    TimeoutConfig, ValidatorAddress, ValidatorIndex, ValueId,
+};
+use custos_ledger::block::{
+    Block, CommitCertificate, CommitSignature, CommittedBlock, Entry, SignedVote, ValidatorSet,
+    Vote, VoteKind,
+};
+use custos_ledger::codec::{Bytes, List, Text};
+use custos_ledger::crypto::{KeyId, PublicKey, SecretKey, Signature, Signed};
+use custos_ledger::genesis::Genesis;
+use custos_ledger::hash::{Blake3Hash, Sha256Hash};
+use custos_ledger::message::{
+    Equivocation, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
+};
+
+use crate::chain::Chain;
+use crate::config::ConsensusConfig;
+use crate::mempool::{Committed as _, Mempool};
+use crate::metrics::Metrics;
+use crate::p2p::{P2pEvent, P2pHandle, Topic};
+use crate::wire::{self, ConsensusWire, MempoolBatch, ProposalBody, SyncRequest, SyncResponse};
+
+/// State shared between the runtime, the RPC server and the network handlers.
+#[derive(Debug)]
+pub struct Shared {
+    /// The chain; written only by the runtime's commit path.
+    pub chain: RwLock<Chain>,
+    /// Waiting messages.
+    pub mempool: Mutex<Mempool>,
+    /// Signals that the mempool gained messages.
+    pub mempool_changed: Notify,
+    /// The network.
+    pub p2p: P2pHandle,
+    /// Names of connected validators, by key.
+    pub peers: RwLock<HashMap<[u8; 32], String>>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// This validator's key.
+    pub key: SecretKey,
+    /// Genesis hash.
+    pub genesis_hash: Sha256Hash,
+}
+
+impl Shared {
+    /// Admits entries to the mempool. Returns one result per entry, and the admitted
+    /// entries, which the caller forwards to the other validators with [`Shared::forward`].
+    pub fn admit(
+        &self,
+        entries: Vec<Entry>,
+    ) -> (
+        Vec<Result<Sha256Hash, crate::mempool::Rejection>>,
+        Vec<Entry>,
+    ) {
+        let results = {
+            let chain = self.chain.read().expect("chain lock");
+            let mut mempool = self.mempool.lock().expect("mempool lock");
+            let results = mempool.admit_batch(entries.clone(), chain.membership(), &*chain);
+            self.metrics.mempool_messages.set(gauge(mempool.len()));
+            results
+        };
+        let admitted: Vec<Entry> = entries
+            .into_iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(e, _)| e)
+            .collect();
+        if !admitted.is_empty() {
+            self.mempool_changed.notify_one();
+        }
+        (results, admitted)
+    }
+
+    /// Gossips admitted messages to the other validators, in batches under the gossip
+    /// size bound. A batch that cannot be sent is only logged: the messages are admitted
+    /// here and this validator proposes them in its turn; forwarding lets every proposer
+    /// include them sooner.
+    pub async fn forward(&self, entries: Vec<Entry>) {
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut bytes = 0;
+        let mut batches = Vec::new();
+        for entry in entries {
+            let size = entry.payload.len() + 1024;
+            if !batch.is_empty()
+                && (batch.len() == custos_rpc::MAX_SUBMIT_BATCH
+                    || bytes + size > wire::MAX_MEMPOOL_WIRE_BYTES / 2)
+            {
+                batches.push(std::mem::take(&mut batch));
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(entry);
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        for batch in batches {
+            let message = MempoolBatch {
+                entries: List::new(batch).expect("batch within bound"),
+            };
+            if let Err(e) = self
+                .p2p
+                .publish(Topic::Mempool, wire::to_bytes(&message))
+                .await
+            {
+                debug!(error = %e, "mempool gossip not sent");
+            }
+        }
+    }
+}
+
+/// A count as a gauge value.
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Wall-clock time in milliseconds.
+pub fn now_ms() -> UnixMillis {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    UnixMillis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The consensus write-ahead log: one append-only file of checksummed records.
+#[derive(Debug)]
+struct Wal {
+    file: File,
+}
+
+impl Wal {
+    fn open(path: &Path) -> anyhow::Result<(Self, Vec<consensus::WalEntry>)> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening WAL {}", path.display()))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let decoded = consensus::wal::decode_records(&bytes)
+            .with_context(|| format!("WAL {} is damaged", path.display()))?;
+        Ok((Self { file }, decoded.entries))
+    }
+
+    fn append(&mut self, entry: &consensus::WalEntry) -> anyhow::Result<()> {
+        self.file.write_all(&consensus::wal::encode_record(entry))?;
+        self.file.sync_data().context("syncing the WAL")?;
+        Ok(())
+    }
+
+    fn clear(&mut self) -> anyhow::Result<()> {
+        self.file.set_len(0)?;
+        self.file.sync_all()?;
+        Ok(())
+    }
+}
+
+/// Messages buffered for a height that has not started.
+const EARLY_MESSAGES_MAX: usize = 1024;
+
+/// How often a validator resends its own proposal and votes of the current round: a peer
+/// that lost them (a partition, a restart) can only leave the round by receiving them.
+const RESEND_INTERVAL: Duration = Duration::from_millis(1_000);
+
+/// How long a validator one height behind a peer waits for its own decision before
+/// fetching the block by sync.
+const SYNC_GRACE: Duration = Duration::from_millis(1_000);
+
+fn wire_height(message: &ConsensusWire) -> u64 {
+    match message {
+        ConsensusWire::Proposal { signed, .. } => signed.body.height,
+        ConsensusWire::Vote(vote) => vote.body.height,
+    }
+}
+
+/// Decided blocks that cannot be found are asked of peers this many times before the
+/// runtime gives up on that decision and waits for block sync.
+const FETCH_ATTEMPTS: usize = 3;
+
+/// The runtime.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    network: Text<custos_ledger::limits::NetworkIdLen>,
+    me: KeyId,
+    engine: Engine,
+    ledger_validators: ValidatorSet,
+    consensus_validators: consensus::ValidatorSet,
+    wal: Wal,
+    blocks: HashMap<ValueId, Block>,
+    timeouts_tx: mpsc::UnboundedSender<consensus::Timeout>,
+    timeouts_rx: mpsc::UnboundedReceiver<consensus::Timeout>,
+    /// The height to start next, while idle.
+    pending_height: Option<u64>,
+    early: Vec<(ConsensusWire, [u8; 32])>,
+    /// Early messages to feed once their height has started.
+    replay: VecDeque<(ConsensusWire, [u8; 32])>,
+    /// A peer that is ahead, and when to sync from it.
+    behind: Option<([u8; 32], Instant)>,
+    height_started: Instant,
+    genesis: Genesis,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+fn timeouts(config: &ConsensusConfig) -> TimeoutConfig {
+    let step = |base_ms| StepTimeout {
+        base_ms,
+        delta_ms: config.timeout_increase_ms,
+    };
+    TimeoutConfig {
+        propose: step(config.propose_timeout_ms),
+        prevote: step(config.vote_timeout_ms),
+        precommit: step(config.vote_timeout_ms),
+    }
+}
+
+impl Runtime {
+    /// Prepares the runtime; `run` starts it.
+    pub fn new(
+        shared: Arc<Shared>,
+        genesis: Genesis,
+        consensus_config: &ConsensusConfig,
+        wal_path: &Path,
+    ) -> anyhow::Result<(Self, Vec<consensus::WalEntry>)> {
+        let ledger_validators = genesis.validators.clone();
+        let consensus_validators = consensus::ValidatorSet::new(
+            ledger_validators
+                .validators()
+                .iter()
+                .map(|v| consensus::Validator {
+                    address: ValidatorAddress(v.key.0),
+                    power: v.power,
+                })
+                .collect(),
+        )
+        .context("genesis validator set is not usable for consensus")?;
+        let me = shared.key.public().key_id();
+        let mut config = EngineConfig::new(ValidatorAddress(shared.key.public().0));
+        config.timeouts = timeouts(consensus_config);
+        let (wal, entries) = Wal::open(wal_path)?;
+        let (timeouts_tx, timeouts_rx) = mpsc::unbounded_channel();
+        let runtime = Self {
+            network: genesis.network.clone(),
+            shared,
+            me,
+            engine: Engine::new(config),
+            ledger_validators,
+            consensus_validators,
+            wal,
+            blocks: HashMap::new(),
+            timeouts_tx,
+            timeouts_rx,
+            pending_height: None,
+            early: Vec::new(),
+            replay: VecDeque::new(),
+            behind: None,
+            height_started: Instant::now(),
+            genesis,
+        };
+        Ok((runtime, entries))
+    }
+
+    fn head_height(&self) -> u64 {
+        self.shared
+            .chain
+            .read()
+            .expect("chain lock")
+            .head()
+            .map_or(0, |h| h.height)
+    }
+
+    fn engine_height(&self) -> u64 {
+        self.engine.height().map_or(0, Height::get)
+    }
+
+    fn key_of(&self, index: ValidatorIndex) -> Option<PublicKey> {
+        self.ledger_validators
+            .validators()
+            .get(index.as_usize())
+            .map(|v| v.key)
+    }
+
+    fn index_of(&self, id: &KeyId) -> Option<ValidatorIndex> {
+        self.ledger_validators
+            .validators()
+            .iter()
+            .position(|v| v.key.key_id() == *id)
+            .and_then(|i| u32::try_from(i).ok())
+            .map(ValidatorIndex::new)
+    }
+
+    fn name_of_key(&self, key: &[u8; 32]) -> String {
+        self.ledger_validators
+            .validators()
+            .iter()
+            .find(|v| v.key.0 == *key)
+            .map_or_else(|| hex::encode(key), |v| v.name.to_string())
+    }
+
+    /// Runs until the network handle closes.
+    pub async fn run(
+        mut self,
+        wal_entries: Vec<consensus::WalEntry>,
+        mut events: mpsc::Receiver<P2pEvent>,
+    ) -> anyhow::Result<()> {
+        let start = self.head_height() + 1;
+        self.start_height(start, wal_entries).await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut last_resend = Instant::now();
+        let shared = self.shared.clone();
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => self.on_network(event).await?,
+                    None => return Ok(()),
+                },
+                Some(timeout) = self.timeouts_rx.recv() => {
+                    self.process(Input::TimeoutElapsed(timeout)).await?;
+                }
+                () = shared.mempool_changed.notified() => {}
+                _ = tick.tick() => {
+                    if last_resend.elapsed() >= RESEND_INTERVAL {
+                        last_resend = Instant::now();
+                        self.resend_own_messages().await;
+                    }
+                    if let Some((peer, due)) = self.behind
+                        && Instant::now() >= due
+                    {
+                        self.behind = None;
+                        self.sync_from(peer).await?;
+                    }
+                }
+            }
+            self.after_event().await?;
+        }
+    }
+
+    /// Starts the pending height if it is due, and feeds messages that arrived for it
+    /// before it started.
+    async fn after_event(&mut self) -> anyhow::Result<()> {
+        self.maybe_start_pending().await?;
+        while let Some((message, from)) = self.replay.pop_front() {
+            self.on_consensus(message, from).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts `height` with the recovered WAL entries, or marks it pending while idle.
+    async fn start_height(
+        &mut self,
+        height: u64,
+        wal: Vec<consensus::WalEntry>,
+    ) -> anyhow::Result<()> {
+        if wal.is_empty() && !self.should_start_now() {
+            self.pending_height = Some(height);
+            return Ok(());
+        }
+        self.pending_height = None;
+        self.behind = None;
+        self.height_started = Instant::now();
+        self.shared
+            .metrics
+            .height
+            .set(i64::try_from(height).unwrap_or(i64::MAX));
+        info!(height, "starting height");
+        self.process(Input::StartHeight {
+            height: Height::new(height),
+            validators: self.consensus_validators.clone(),
+            wal,
+        })
+        .await?;
+        // Messages that arrived early for this height are fed now; others are dropped.
+        let early = std::mem::take(&mut self.early);
+        self.replay
+            .extend(early.into_iter().filter(|(m, _)| wire_height(m) == height));
+        Ok(())
+    }
+
+    fn should_start_now(&self) -> bool {
+        if !self.shared.mempool.lock().expect("mempool lock").is_empty() {
+            return true;
+        }
+        let interval = self.genesis.params.empty_block_interval_ms;
+        if interval == 0 {
+            return false;
+        }
+        let last = self
+            .shared
+            .chain
+            .read()
+            .expect("chain lock")
+            .head()
+            .map_or(self.genesis.genesis_time, |h| h.time);
+        now_ms().0 >= last.0.saturating_add(interval)
+    }
+
+    async fn maybe_start_pending(&mut self) -> anyhow::Result<()> {
+        if let Some(height) = self.pending_height
+            && self.should_start_now()
+        {
+            self.start_height(height, Vec::new()).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_network(&mut self, event: P2pEvent) -> anyhow::Result<()> {
+        match event {
+            P2pEvent::Gossip {
+                topic: Topic::Consensus,
+                from,
+                data,
+            } => match wire::consensus_from_bytes(&data.into_vec()) {
+                Ok(message) => self.on_consensus(message, from).await?,
+                Err(e) => {
+                    warn!(peer = %self.name_of_key(&from), error = %e, "undecodable consensus message")
+                }
+            },
+            P2pEvent::Gossip {
+                topic: Topic::Mempool,
+                from,
+                data,
+            } => {
+                match wire::mempool_from_bytes(&data.into_vec()) {
+                    Ok(batch) => {
+                        let shared = self.shared.clone();
+                        let entries = batch.entries.into_vec();
+                        // Gossiped messages are admitted without forwarding again:
+                        // every validator is subscribed to the topic.
+                        let results = {
+                            let chain = shared.chain.read().expect("chain lock");
+                            let mut mempool = shared.mempool.lock().expect("mempool lock");
+                            let r = mempool.admit_batch(entries, chain.membership(), &*chain);
+                            shared.metrics.mempool_messages.set(gauge(mempool.len()));
+                            r
+                        };
+                        let admitted = results.iter().filter(|r| r.is_ok()).count();
+                        debug!(peer = %self.name_of_key(&from), admitted, total = results.len(), "mempool gossip");
+                        if admitted > 0 {
+                            self.maybe_start_pending().await?;
+                        }
+                    }
+                    Err(e) => {
+                        warn!(peer = %self.name_of_key(&from), error = %e, "undecodable mempool batch")
+                    }
+                }
+            }
+            P2pEvent::Gossip { topic, from, .. } => {
+                debug!(?topic, peer = %self.name_of_key(&from), "gossip on a topic this node does not use yet");
+            }
+            P2pEvent::Request { from, data, reply } => {
+                let response = self.serve_sync(&data.into_vec());
+                if let Err(e) = reply.send(response) {
+                    debug!(peer = %self.name_of_key(&from), error = %e, "sync reply not sent");
+                }
+            }
+            P2pEvent::PeerConnected(key) => {
+                let name = self.name_of_key(&key);
+                info!(peer = %name, "peer connected");
+                // A peer that (re)connects may be ahead: ask it for blocks now rather than
+                // waiting for its next consensus message.
+                if self.behind.is_none() {
+                    self.behind = Some((key, Instant::now()));
+                }
+                let mut peers = self.shared.peers.write().expect("peers lock");
+                peers.insert(key, name);
+                self.shared.metrics.peers.set(gauge(peers.len()));
+            }
+            P2pEvent::PeerDisconnected(key) => {
+                info!(peer = %self.name_of_key(&key), "peer disconnected");
+                let mut peers = self.shared.peers.write().expect("peers lock");
+                peers.remove(&key);
+                self.shared.metrics.peers.set(gauge(peers.len()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_consensus(&mut self, message: ConsensusWire, from: [u8; 32]) -> anyhow::Result<()> {
+        let height = wire_height(&message);
+        let current = self.pending_height.unwrap_or(self.engine_height());
+        if height < current {
+            return Ok(()); // a height this validator has finished
+        }
+        if height > current {
+            if self.early.len() < EARLY_MESSAGES_MAX {
+                self.early.push((message, from));
+            }
+            // One height ahead: the peer decided a height this validator is still
+            // deciding; give our own decision a moment before syncing. Further ahead: this
+            // validator missed blocks, sync at once.
+            let grace = if height == current + 1 {
+                SYNC_GRACE
+            } else {
+                Duration::ZERO
+            };
+            if self.behind.is_none() {
+                self.behind = Some((from, Instant::now() + grace));
+            }
+            return Ok(());
+        }
+        if self.pending_height.is_some() {
+            // A peer started this height: so do we, then replay its message.
+            self.early.push((message, from));
+            return self.start_height(height, Vec::new()).await;
+        }
+        match message {
+            ConsensusWire::Proposal { signed, block } => self.on_proposal(signed, *block).await,
+            ConsensusWire::Vote(vote) => self.on_vote(vote).await,
+        }
+    }
+
+    async fn on_proposal(
+        &mut self,
+        signed: Signed<ProposalBody>,
+        block: Block,
+    ) -> anyhow::Result<()> {
+        let body = &signed.body;
+        let Some(proposer) = self.index_of(&body.proposer) else {
+            warn!(proposer = %body.proposer, "proposal from a key outside the validator set");
+            return Ok(());
+        };
+        let key = self.key_of(proposer).expect("index from the set");
+        if body.network != self.network || signed.verify(&key).is_err() {
+            warn!(proposer = %body.proposer, "proposal with a bad signature or network");
+            return Ok(());
+        }
+        if block.header.id() != body.block_id {
+            warn!(proposer = %body.proposer, "proposal's block does not match its id");
+            return Ok(());
+        }
+        let expected = self
+            .consensus_validators
+            .proposer(Height::new(body.height), Round::new(body.round));
+        let expected_key = self.key_of(expected).expect("proposer in set").key_id();
+        let valid = {
+            let chain = self.shared.chain.read().expect("chain lock");
+            let mempool = self.shared.mempool.lock().expect("mempool lock");
+            match chain.validate_block(&block, expected_key, body.round, now_ms(), &mempool) {
+                Ok(_) => true,
+                Err(e) => {
+                    warn!(height = body.height, round = body.round, error = %e, "invalid block proposed");
+                    false
+                }
+            }
+        };
+        let proposal = consensus::Proposal {
+            height: Height::new(body.height),
+            round: Round::new(body.round),
+            value: ValueId(body.block_id.0),
+            pol_round: body.pol_round.map(Round::new),
+            proposer,
+        };
+        self.blocks.insert(proposal.value, block);
+        self.process(Input::Proposal { proposal, valid }).await
+    }
+
+    async fn on_vote(&mut self, signed: SignedVote) -> anyhow::Result<()> {
+        let vote = &signed.body;
+        let Some(index) = self.index_of(&vote.validator) else {
+            warn!(validator = %vote.validator, "vote from a key outside the validator set");
+            return Ok(());
+        };
+        let key = self.key_of(index).expect("index from the set");
+        if vote.network != self.network || signed.verify(&key).is_err() {
+            warn!(validator = %vote.validator, "vote with a bad signature or network");
+            return Ok(());
+        }
+        let input = Input::Vote(consensus::SignedVote {
+            vote: consensus::Vote {
+                height: Height::new(vote.height),
+                round: Round::new(vote.round),
+                kind: match vote.kind {
+                    VoteKind::Prevote => consensus::VoteKind::Prevote,
+                    VoteKind::Precommit => consensus::VoteKind::Precommit,
+                },
+                value: vote.block.map(|b| ValueId(b.0)),
+                validator: index,
+            },
+            signature: consensus::Signature::new(signed.signature.0.to_vec())
+                .expect("64 bytes is within the engine's bound"),
+        });
+        self.process(input).await
+    }
+
+    fn ledger_vote(&self, vote: &consensus::Vote) -> Vote {
+        Vote {
+            network: self.network.clone(),
+            height: vote.height.get(),
+            round: vote.round.get(),
+            kind: match vote.kind {
+                consensus::VoteKind::Prevote => VoteKind::Prevote,
+                consensus::VoteKind::Precommit => VoteKind::Precommit,
+            },
+            block: vote.value.map(|v| Blake3Hash(v.0)),
+            validator: self.me,
+        }
+    }
+
+    /// Feeds an input and carries out the outputs, in order, including the inputs they
+    /// lead to (our own votes and proposals come back as inputs).
+    async fn process(&mut self, input: Input) -> anyhow::Result<()> {
+        let mut queue = VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let outputs = match self.engine.process(input) {
+                Ok(outputs) => outputs,
+                Err(e) => {
+                    warn!(error = %e, "consensus input refused");
+                    continue;
+                }
+            };
+            for output in outputs {
+                match output {
+                    Output::PersistWal(entry) => self.wal.append(&entry)?,
+                    Output::BroadcastProposal(proposal) => {
+                        if let Some(input) = self.broadcast_proposal(proposal).await {
+                            queue.push_back(input);
+                        }
+                    }
+                    Output::BroadcastVote(vote) => queue.push_back(self.broadcast_vote(vote).await),
+                    Output::ScheduleTimeout {
+                        timeout,
+                        duration_ms,
+                    } => {
+                        let tx = self.timeouts_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(duration_ms)).await;
+                            // The runtime may have stopped; then nobody needs the timeout.
+                            let _ = tx.send(timeout);
+                        });
+                    }
+                    Output::RequestValue { height, round } => {
+                        queue.push_back(self.build_value(height, round)?);
+                    }
+                    Output::Decide(decision) => self.decide(decision).await?,
+                    Output::Evidence(evidence) => self.record_equivocation(&evidence).await,
+                    Output::Dropped(reason) => debug!(%reason, "consensus dropped a message"),
+                }
+            }
+        }
+        self.shared
+            .metrics
+            .round
+            .set(i64::from(self.engine.round().get()));
+        Ok(())
+    }
+
+    fn build_value(&mut self, height: Height, round: Round) -> anyhow::Result<Input> {
+        let block = {
+            let chain = self.shared.chain.read().expect("chain lock");
+            let mempool = self.shared.mempool.lock().expect("mempool lock");
+            chain.build_block(&mempool, self.me, round.get(), now_ms())?
+        };
+        let value = ValueId(block.header.id().0);
+        info!(
+            height = height.get(),
+            round = round.get(),
+            messages = block.body.entries.len(),
+            "proposing block"
+        );
+        self.blocks.insert(value, block);
+        Ok(Input::ValueReady {
+            height,
+            round,
+            value,
+        })
+    }
+
+    async fn broadcast_proposal(&mut self, proposal: consensus::Proposal) -> Option<Input> {
+        let block = match self.blocks.get(&proposal.value) {
+            Some(block) => block.clone(),
+            None => {
+                self.fetch_proposed(proposal.height.get(), proposal.value)
+                    .await?
+            }
+        };
+        self.publish_proposal(proposal, block).await;
+        Some(Input::Proposal {
+            proposal,
+            valid: true,
+        })
+    }
+
+    async fn broadcast_vote(&mut self, vote: consensus::Vote) -> Input {
+        let signed = Signed::sign(self.ledger_vote(&vote), &self.shared.key);
+        let message = ConsensusWire::Vote(signed.clone());
+        if let Err(e) = self
+            .shared
+            .p2p
+            .publish(Topic::Consensus, wire::to_bytes(&message))
+            .await
+        {
+            debug!(error = %e, "vote not sent");
+        }
+        Input::Vote(consensus::SignedVote {
+            vote,
+            signature: consensus::Signature::new(signed.signature.0.to_vec()).expect("64 bytes"),
+        })
+    }
+
+    /// A vote the engine holds, as it travels on the wire (with its original signature).
+    fn wire_vote(&self, vote: &consensus::SignedVote) -> Option<SignedVote> {
+        let key = self.key_of(vote.vote.validator)?;
+        let signature: [u8; 64] = vote.signature.as_bytes().try_into().ok()?;
+        Some(Signed {
+            body: Vote {
+                validator: key.key_id(),
+                ..self.ledger_vote(&vote.vote)
+            },
+            signature: Signature(signature),
+        })
+    }
+
+    async fn publish_votes(&self, votes: Vec<SignedVote>) {
+        for vote in votes {
+            let bytes = wire::to_bytes(&ConsensusWire::Vote(vote));
+            if let Err(e) = self.shared.p2p.publish(Topic::Consensus, bytes).await {
+                debug!(error = %e, "vote not sent");
+                return;
+            }
+        }
+    }
+
+    /// Resends this validator's proposal and votes of the current round (re-signed:
+    /// Ed25519 signatures are deterministic, so they are the same bytes).
+    async fn resend_own_messages(&mut self) {
+        if self.pending_height.is_some() || self.engine.height().is_none() {
+            return;
+        }
+        let round = self.engine.round();
+        if let Some(proposal) = self.engine.own_proposal(round)
+            && let Some(block) = self.blocks.get(&proposal.value).cloned()
+        {
+            self.publish_proposal(proposal, block).await;
+        }
+        let own: Vec<SignedVote> = self
+            .engine
+            .own_votes(round)
+            .map(|vote| Signed::sign(self.ledger_vote(&vote), &self.shared.key))
+            .collect();
+        self.publish_votes(own).await;
+    }
+
+    async fn publish_proposal(&self, proposal: consensus::Proposal, block: Block) {
+        let body = ProposalBody {
+            network: self.network.clone(),
+            height: proposal.height.get(),
+            round: proposal.round.get(),
+            pol_round: proposal.pol_round.map(Round::get),
+            block_id: Blake3Hash(proposal.value.0),
+            proposer: self.me,
+        };
+        let message = ConsensusWire::Proposal {
+            signed: Signed::sign(body, &self.shared.key),
+            block: Box::new(block),
+        };
+        if let Err(e) = self
+            .shared
+            .p2p
+            .publish(Topic::Consensus, wire::to_bytes(&message))
+            .await
+        {
+            warn!(error = %e, "proposal not sent");
+        }
+        // A re-proposal is acted on only by validators holding the polka of its valid
+        // round (L28): send those prevotes along.
+        if let Some(pol_round) = proposal.pol_round {
+            let polka: Vec<SignedVote> = self
+                .engine
+                .votes(pol_round, consensus::VoteKind::Prevote)
+                .filter(|v| v.vote.value == Some(proposal.value))
+                .filter_map(|v| self.wire_vote(v))
+                .collect();
+            self.publish_votes(polka).await;
+        }
+    }
+
+    /// Asks peers for a proposed block this validator does not hold.
+    async fn fetch_proposed(&mut self, height: u64, value: ValueId) -> Option<Block> {
+        let request = wire::to_bytes(&SyncRequest::Proposed {
+            height,
+            block_id: Blake3Hash(value.0),
+        });
+        let peers: Vec<[u8; 32]> = self
+            .shared
+            .peers
+            .read()
+            .expect("peers lock")
+            .keys()
+            .copied()
+            .collect();
+        for peer in peers.into_iter().take(FETCH_ATTEMPTS) {
+            let Ok(bytes) = self.shared.p2p.request(peer, request.clone()).await else {
+                continue;
+            };
+            if let Ok(SyncResponse::Proposed(Some(block))) = wire::sync_response_from_bytes(&bytes)
+                && block.header.id().0 == value.0
+            {
+                self.blocks.insert(value, (*block).clone());
+                return Some(*block);
+            }
+        }
+        warn!(height, "could not fetch a proposed block from any peer");
+        None
+    }
+
+    async fn decide(&mut self, decision: Decision) -> anyhow::Result<()> {
+        let height = decision.height.get();
+        let block = match self.blocks.get(&decision.value) {
+            Some(block) => block.clone(),
+            None => match self.fetch_proposed(height, decision.value).await {
+                Some(block) => block,
+                None => {
+                    // Block sync will bring the block with its certificate.
+                    warn!(
+                        height,
+                        "decided a block this validator does not have; waiting for sync"
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        let signatures = decision
+            .commit
+            .iter()
+            .filter_map(|vote| {
+                let key = self.key_of(vote.vote.validator)?;
+                let bytes: [u8; 64] = vote.signature.as_bytes().try_into().ok()?;
+                Some(CommitSignature {
+                    validator: key.key_id(),
+                    signature: Signature(bytes),
+                })
+            })
+            .collect();
+        let certificate = CommitCertificate {
+            height,
+            round: decision.round.get(),
+            block: block.header.id(),
+            signatures: List::new(signatures).context("commit larger than the validator set")?,
+        };
+        self.commit(&CommittedBlock { block, certificate })?;
+        self.shared
+            .metrics
+            .commit_latency
+            .observe(self.height_started.elapsed().as_secs_f64());
+        // Started from the main loop (`after_event`), when the next height is due.
+        self.pending_height = Some(height + 1);
+        Ok(())
+    }
+
+    /// Applies a block (decided here or synced) and moves the mempool on.
+    fn commit(&mut self, committed: &CommittedBlock) -> anyhow::Result<()> {
+        let header = &committed.block.header;
+        let applied = {
+            let mut chain = self.shared.chain.write().expect("chain lock");
+            let applied = chain
+                .commit(committed)
+                .with_context(|| format!("storing block {}", header.height))?;
+            let mut mempool = self.shared.mempool.lock().expect("mempool lock");
+            for (hash, reason) in
+                mempool.on_commit(&applied.leaf_hashes, chain.membership(), &*chain)
+            {
+                warn!(leaf = %hash, %reason, "waiting message invalidated by a committed block");
+            }
+            self.shared
+                .metrics
+                .mempool_messages
+                .set(gauge(mempool.len()));
+            applied
+        };
+        self.wal.clear()?;
+        self.blocks.clear();
+        self.shared
+            .metrics
+            .log_size
+            .set(i64::try_from(applied.head.log.tree_size).unwrap_or(i64::MAX));
+        self.shared
+            .metrics
+            .committed_messages
+            .inc_by(applied.leaf_hashes.len() as u64);
+        info!(
+            height = header.height,
+            round = header.round,
+            messages = applied.leaf_hashes.len(),
+            log_size = applied.head.log.tree_size,
+            root = %applied.head.log.hash,
+            "committed block"
+        );
+        Ok(())
+    }
+
+    /// Fetches and applies committed blocks from a peer that is ahead, then restarts
+    /// consensus at the new height.
+    async fn sync_from(&mut self, peer: [u8; 32]) -> anyhow::Result<()> {
+        let mut applied_any = false;
+        loop {
+            let from_height = self.head_height() + 1;
+            let request = wire::to_bytes(&SyncRequest::Blocks { from_height });
+            let bytes = match self.shared.p2p.request(peer, request).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    debug!(peer = %self.name_of_key(&peer), error = %e, "sync request failed");
+                    break;
+                }
+            };
+            let blocks = match wire::sync_response_from_bytes(&bytes) {
+                Ok(SyncResponse::Blocks(blocks)) => blocks.into_vec(),
+                Ok(SyncResponse::Proposed(_)) | Err(_) => {
+                    warn!(peer = %self.name_of_key(&peer), "peer answered block sync with something else");
+                    break;
+                }
+            };
+            if blocks.is_empty() {
+                break;
+            }
+            for committed in blocks {
+                let header = &committed.block.header;
+                if let Err(e) = self.ledger_validators.verify_commit(
+                    &self.network,
+                    header.height,
+                    &header.id(),
+                    &committed.certificate,
+                ) {
+                    warn!(peer = %self.name_of_key(&peer), height = header.height, error = %e, "synced block has an invalid commit certificate");
+                    return Ok(());
+                }
+                self.commit(&committed)?;
+                applied_any = true;
+            }
+        }
+        if applied_any {
+            let next = self.head_height() + 1;
+            if next > self.engine_height() {
+                info!(height = next, "caught up by block sync");
+                self.pending_height = Some(next);
+            }
+        }
+        Ok(())
+    }
+
+    fn serve_sync(&self, request: &[u8]) -> Vec<u8> {
+        let response = match wire::sync_request_from_bytes(request) {
+            Ok(SyncRequest::Blocks { from_height }) => {
+                let chain = self.shared.chain.read().expect("chain lock");
+                let mut blocks = Vec::new();
+                let mut bytes = 0;
+                let mut height = from_height;
+                while blocks.len() < <wire::SyncBlocksLen as custos_ledger::limits::Limit>::MAX {
+                    let Ok(Some(block)) = chain.ledger.block(height) else {
+                        break;
+                    };
+                    let size = wire::to_bytes(&block).len();
+                    if !blocks.is_empty() && bytes + size > wire::MAX_SYNC_RESPONSE_BYTES / 2 {
+                        break;
+                    }
+                    bytes += size;
+                    blocks.push(block);
+                    height += 1;
+                }
+                SyncResponse::Blocks(List::new(blocks).expect("bounded by the loop"))
+            }
+            Ok(SyncRequest::Proposed { block_id, .. }) => {
+                SyncResponse::Proposed(self.blocks.get(&ValueId(block_id.0)).cloned().map(Box::new))
+            }
+            Err(e) => {
+                debug!(error = %e, "undecodable sync request");
+                SyncResponse::Blocks(List::empty())
+            }
+        };
+        wire::to_bytes(&response)
+    }
+
+    /// Commits conflicting votes as evidence: a message signed by this validator.
+    async fn record_equivocation(&self, evidence: &consensus::Equivocation) {
+        let Some(key) = self.key_of(evidence.first.vote.validator) else {
+            return;
+        };
+        let encode_vote = |vote: &consensus::SignedVote| -> Option<Bytes<_>> {
+            Bytes::new(wire::to_bytes(&self.wire_vote(vote)?)).ok()
+        };
+        let (Some(vote_a), Some(vote_b)) =
+            (encode_vote(&evidence.first), encode_vote(&evidence.second))
+        else {
+            return;
+        };
+        warn!(validator = %key.key_id(), height = evidence.first.vote.height.get(), "equivocation detected; committing evidence");
+        let kind = Kind::Equivocation(Equivocation {
+            validator: key.key_id(),
+            vote_a,
+            vote_b,
+        });
+        let entry = self.own_message(kind);
+        let (results, admitted) = self.shared.admit(vec![entry]);
+        if let Some(Err(e)) = results.first() {
+            warn!(error = %e, "equivocation evidence not admitted");
+        }
+        self.shared.forward(admitted).await;
+    }
+
+    /// A message authored by this validator, continuing its own chain.
+    fn own_message(&self, kind: Kind) -> Entry {
+        let tip = {
+            let chain = self.shared.chain.read().expect("chain lock");
+            let mempool = self.shared.mempool.lock().expect("mempool lock");
+            mempool
+                .author_tip(&self.me, &*chain)
+                .or_else(|| chain.author_tip(&self.me))
+        };
+        let (sequence, prev) = tip.unwrap_or((0, Sha256Hash::ZERO));
+        let org = self
+            .ledger_validators
+            .get(&self.me)
+            .map(|v| v.org.clone())
+            .expect("this node is a validator");
+        let payload: &[u8] = b"";
+        let message = Message {
+            network: self.network.clone(),
+            author: self.me,
+            client: org,
+            sequence: sequence + 1,
+            prev,
+            kind,
+            format: SourceFormat::Custos,
+            occurred_at: None,
+            observed_at: now_ms(),
+            severity: None,
+            rule_id: None,
+            host: None,
+            attack_ids: List::empty(),
+            references: List::empty(),
+            parse_error: None,
+            payload: PayloadDescriptor::of(
+                Text::new("application/octet-stream").expect("short"),
+                payload,
+            ),
+        };
+        Entry {
+            envelope: Signed::sign(message, &self.shared.key),
+            payload: Bytes::new(payload.to_vec()).expect("empty payload"),
+        }
+    }
+}
