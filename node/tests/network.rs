@@ -1,0 +1,503 @@
+//! Four real `custos` validator processes on loopback: they commit identical blocks and the
+//! same log under load, survive a SIGKILL of one of them, refuse bad messages with precise
+//! errors, and refuse to run a validator whose key is not in genesis.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use jsonrpsee::http_client::HttpClient;
+
+use custos_ledger::codec::{List, Text};
+use custos_ledger::crypto::{SecretKey, Signed};
+use custos_ledger::hash::Sha256Hash;
+use custos_ledger::message::{
+    EvidenceKind, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
+};
+use custos_ledger::storage::{Ledger, RocksBackend};
+use custos_node::keys::{KeyFile, KeyKind};
+use custos_rpc::{CustosApiClient, SubmitMessage, SubmitStatus};
+
+const NETWORK: &str = "custos-it";
+const VALIDATORS: usize = 4;
+const COLLECTORS: usize = 4;
+const MESSAGES_PER_COLLECTOR: usize = 2_500;
+const BATCH: usize = 250;
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Validator {
+    name: String,
+    dir: PathBuf,
+    rpc: String,
+    child: Option<Child>,
+}
+
+impl Validator {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_custos"))
+            .args(["node", "run", "--config"])
+            .arg(self.dir.join("node.toml"))
+            .env("CUSTOS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    fn client(&self) -> HttpClient {
+        custos_node::send::client(&self.rpc).unwrap()
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Network {
+    _dir: tempfile::TempDir,
+    validators: Vec<Validator>,
+    collectors: Vec<SecretKey>,
+}
+
+/// Keys, genesis and configurations for four validators and four collectors.
+fn network() -> Network {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("keys")).unwrap();
+    let mut spec = format!("network = \"{NETWORK}\"\nlog_origin = \"custos.test/it\"\n");
+    let mut validators = Vec::new();
+    for i in 0..VALIDATORS {
+        let name = format!("v{i}");
+        let (file, _) = KeyFile::generate(KeyKind::Validator);
+        file.write_new(&root.join(format!("keys/{name}.json")))
+            .unwrap();
+        let p2p = free_port();
+        let rpc = free_port();
+        spec.push_str(&format!(
+            "[[validators]]\nname = \"{name}\"\norg = \"org{i}\"\nrole = \"warning\"\nkey = \"keys/{name}.json\"\np2p_address = \"/ip4/127.0.0.1/tcp/{p2p}\"\n"
+        ));
+        let vdir = root.join(&name);
+        std::fs::create_dir_all(&vdir).unwrap();
+        std::fs::write(
+            vdir.join("node.toml"),
+            format!(
+                "data_dir = \".\"\ngenesis = \"../genesis.json\"\nvalidator_key = \"../keys/{name}.json\"\np2p_listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\nrpc_listen = \"127.0.0.1:{rpc}\"\n\n[consensus]\npropose_timeout_ms = 1000\nvote_timeout_ms = 500\ntimeout_increase_ms = 500\n"
+            ),
+        )
+        .unwrap();
+        validators.push(Validator {
+            name,
+            dir: vdir,
+            rpc: format!("http://127.0.0.1:{rpc}"),
+            child: None,
+        });
+    }
+    let mut collectors = Vec::new();
+    for i in 0..COLLECTORS {
+        let (file, key) = KeyFile::generate(KeyKind::Collector);
+        file.write_new(&root.join(format!("keys/c{i}.json")))
+            .unwrap();
+        spec.push_str(&format!(
+            "[[collectors]]\nname = \"c{i}\"\nclient = \"client{}\"\nkey = \"keys/c{i}.json\"\n",
+            i % 2
+        ));
+        collectors.push(key);
+    }
+    spec.push_str("[params]\nempty_block_interval_ms = 2000\n");
+    std::fs::write(root.join("network.toml"), spec).unwrap();
+    let genesis =
+        custos_node::genesis_spec::build(&root.join("network.toml"), UnixMillis(1)).unwrap();
+    std::fs::write(
+        root.join("genesis.json"),
+        serde_json::to_string(&genesis).unwrap(),
+    )
+    .unwrap();
+    Network {
+        _dir: dir,
+        validators,
+        collectors,
+    }
+}
+
+/// A collector's messages, chained, as RPC submissions with their leaf hashes.
+fn chain(
+    key: &SecretKey,
+    client: &str,
+    count: usize,
+    payload_bytes: usize,
+) -> Vec<(SubmitMessage, Sha256Hash)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut prev = Sha256Hash::ZERO;
+    (1..=count as u64)
+        .map(|sequence| {
+            let mut payload = format!("{client} seq {sequence} ").into_bytes();
+            payload.resize(payload_bytes, b'x');
+            let message = Message {
+                network: Text::new(NETWORK).unwrap(),
+                author: key.public().key_id(),
+                client: Text::new(client).unwrap(),
+                sequence,
+                prev,
+                kind: Kind::Evidence {
+                    evidence: EvidenceKind::LogLine,
+                },
+                format: SourceFormat::Raw,
+                occurred_at: None,
+                observed_at: UnixMillis(sequence),
+                severity: None,
+                rule_id: None,
+                host: None,
+                attack_ids: List::empty(),
+                references: List::empty(),
+                parse_error: None,
+                payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), &payload),
+            };
+            let envelope = Signed::sign(message, key);
+            prev = envelope.leaf_hash();
+            (
+                SubmitMessage {
+                    envelope: b64.encode(envelope.leaf_bytes()),
+                    payload: b64.encode(&payload),
+                },
+                prev,
+            )
+        })
+        .collect()
+}
+
+async fn wait_until_serving(validators: &[Validator]) {
+    let start = Instant::now();
+    for v in validators.iter().filter(|v| v.child.is_some()) {
+        while v.client().status().await.is_err() {
+            assert!(start.elapsed() < DEADLINE, "{} never served RPC", v.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Submits a collector's messages in batches, failing over to the next validator when one
+/// does not answer; "duplicate" counts as acknowledged (the message is already admitted).
+async fn submit_all(
+    validators: &[String],
+    first: usize,
+    messages: &[(SubmitMessage, Sha256Hash)],
+) -> Vec<Sha256Hash> {
+    let mut acknowledged = Vec::new();
+    let mut target = first;
+    let mut next = 0;
+    let start = Instant::now();
+    while next < messages.len() {
+        assert!(start.elapsed() < DEADLINE, "submission did not finish");
+        let end = (next + BATCH).min(messages.len());
+        let batch: Vec<SubmitMessage> =
+            messages[next..end].iter().map(|(m, _)| m.clone()).collect();
+        let client = custos_node::send::client(&validators[target]).unwrap();
+        let Ok(response) = client.submit(batch).await else {
+            target = (target + 1) % validators.len();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let mut progressed = 0;
+        for result in &response.results {
+            match result.status {
+                SubmitStatus::Admitted | SubmitStatus::Duplicate => {
+                    acknowledged.push(messages[next + result.index].1);
+                    progressed += 1;
+                }
+                // Busy, or a validator that has not yet seen the gossip of our earlier
+                // messages: retry from here shortly.
+                _ => break,
+            }
+        }
+        next += progressed;
+        if next < end {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    acknowledged
+}
+
+async fn wait_for_log_size(validators: &[Validator], size: u64) -> Sha256Hash {
+    let start = Instant::now();
+    loop {
+        let mut statuses = Vec::new();
+        for v in validators {
+            if let Ok(status) = v.client().status().await {
+                statuses.push(status);
+            }
+        }
+        if statuses.len() == validators.len() && statuses.iter().all(|s| s.log_size >= size) {
+            let roots: Vec<_> = statuses.iter().map(|s| (s.log_size, s.log_root)).collect();
+            if roots.windows(2).all(|w| w[0] == w[1]) {
+                return roots[0].1;
+            }
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "validators did not all reach log size {size}: {:?}",
+            statuses
+                .iter()
+                .map(|s| (s.validator.clone(), s.height, s.log_size))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_validators_commit_identical_logs_through_a_sigkill() {
+    let mut net = network();
+    for v in &mut net.validators {
+        v.start();
+    }
+    wait_until_serving(&net.validators).await;
+    let urls: Vec<String> = net.validators.iter().map(|v| v.rpc.clone()).collect();
+
+    let chains: Vec<Vec<(SubmitMessage, Sha256Hash)>> = net
+        .collectors
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            chain(
+                key,
+                &format!("client{}", i % 2),
+                MESSAGES_PER_COLLECTOR,
+                200,
+            )
+        })
+        .collect();
+
+    // First third of every collector's messages, each collector on its own validator.
+    let third = MESSAGES_PER_COLLECTOR / 3;
+    let mut acknowledged = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, chain) in chains.iter().enumerate() {
+        let urls = urls.clone();
+        let part = chain[..third].to_vec();
+        tasks.push(tokio::spawn(
+            async move { submit_all(&urls, i, &part).await },
+        ));
+    }
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+
+    // SIGKILL validator 2 mid-stream; the other three keep committing.
+    net.validators[2].kill();
+    let survivors: Vec<String> = urls
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, u)| u.clone())
+        .collect();
+    let mut tasks = Vec::new();
+    for (i, chain) in chains.iter().enumerate() {
+        let urls = survivors.clone();
+        let part = chain[third..2 * third].to_vec();
+        tasks.push(tokio::spawn(async move {
+            submit_all(&urls, i % 3, &part).await
+        }));
+    }
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    let alive: Vec<&Validator> = net
+        .validators
+        .iter()
+        .filter(|v| v.child.is_some())
+        .collect();
+    let before_restart = (COLLECTORS * 2 * third) as u64;
+    {
+        let start = Instant::now();
+        'wait: loop {
+            for v in &alive {
+                let status = v.client().status().await.unwrap();
+                if status.log_size < before_restart {
+                    assert!(
+                        start.elapsed() < DEADLINE,
+                        "the three survivors stopped committing"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'wait;
+                }
+            }
+            break;
+        }
+    }
+
+    // Restart it; it catches up while the rest is submitted.
+    net.validators[2].start();
+    let mut tasks = Vec::new();
+    for (i, chain) in chains.iter().enumerate() {
+        let urls = urls.clone();
+        let part = chain[2 * third..].to_vec();
+        tasks.push(tokio::spawn(
+            async move { submit_all(&urls, i, &part).await },
+        ));
+    }
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    let total = (COLLECTORS * MESSAGES_PER_COLLECTOR) as u64;
+    assert_eq!(acknowledged.len() as u64, total);
+    let root = wait_for_log_size(&net.validators, total).await;
+
+    // Stop everything and read the four ledgers directly: identical blocks, and every
+    // acknowledged message in the log.
+    for v in &mut net.validators {
+        v.kill();
+    }
+    let ledgers: Vec<Ledger<RocksBackend>> = net
+        .validators
+        .iter()
+        .map(|v| Ledger::new(RocksBackend::open(&v.dir.join("ledger")).unwrap()))
+        .collect();
+    let heads: Vec<_> = ledgers.iter().map(|l| l.head().unwrap().unwrap()).collect();
+    let height = heads.iter().map(|h| h.height).min().unwrap();
+    for h in 1..=height {
+        let reference = ledgers[0].block(h).unwrap().unwrap().block;
+        for (i, ledger) in ledgers.iter().enumerate().skip(1) {
+            assert_eq!(
+                ledger.block(h).unwrap().unwrap().block,
+                reference,
+                "validator {i} differs at height {h}"
+            );
+        }
+    }
+    for ledger in &ledgers {
+        assert_eq!(ledger.root(total).unwrap().hash, root);
+        for hash in &acknowledged {
+            assert!(
+                ledger.leaf_index(hash).unwrap().is_some(),
+                "acknowledged message {hash} is not in the log"
+            );
+        }
+    }
+    eprintln!(
+        "network test: {total} messages committed identically at height {height}, root {root}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_are_refused_precisely_and_never_committed() {
+    let mut net = network();
+    for v in &mut net.validators {
+        v.start();
+    }
+    wait_until_serving(&net.validators).await;
+    let client = net.validators[0].client();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let good = chain(&net.collectors[0], "client0", 3, 64);
+    let outsider = SecretKey::generate();
+    let unenrolled = chain(&outsider, "client0", 1, 64).remove(0).0;
+    let mut forged = good[0].0.clone();
+    {
+        let mut bytes = b64.decode(&forged.envelope).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1; // the signature's last byte
+        forged.envelope = b64.encode(bytes);
+    }
+    let skipped = good[1].0.clone(); // sequence 2 before 1
+    let oversized = SubmitMessage {
+        envelope: good[0].0.envelope.clone(),
+        payload: b64.encode(vec![0u8; 1024 * 1024 + 1]),
+    };
+    let response = client
+        .submit(vec![forged, unenrolled, skipped, oversized])
+        .await
+        .unwrap();
+    let errors: Vec<String> = response
+        .results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, SubmitStatus::Rejected, "{r:?}");
+            r.error.clone().unwrap()
+        })
+        .collect();
+    assert!(
+        errors[0].contains("signature does not verify"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[1].contains("is not enrolled"), "{}", errors[1]);
+    assert!(
+        errors[2].contains("must send sequence 1 next, got 2"),
+        "{}",
+        errors[2]
+    );
+    assert!(
+        errors[3].contains("payload has length 1048577; the limit is 1048576"),
+        "{}",
+        errors[3]
+    );
+
+    // The good chain goes in; replaying its first message is a duplicate.
+    let all: Vec<SubmitMessage> = good.iter().map(|(m, _)| m.clone()).collect();
+    let response = client.submit(all).await.unwrap();
+    assert_eq!(response.admitted, 3, "{:?}", response.results);
+    wait_for_log_size(&net.validators, 3).await;
+    let replay = client.submit(vec![good[0].0.clone()]).await.unwrap();
+    assert_eq!(replay.results[0].status, SubmitStatus::Duplicate);
+
+    // More than one batch in one call is refused as a whole.
+    let too_many = vec![good[0].0.clone(); custos_rpc::MAX_SUBMIT_BATCH + 1];
+    let err = client.submit(too_many).await.unwrap_err().to_string();
+    assert!(err.contains("at most 1000"), "{err}");
+
+    // Nothing refused was committed: the log holds exactly the three good messages.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for v in &net.validators {
+        assert_eq!(v.client().status().await.unwrap().log_size, 3);
+    }
+}
+
+#[test]
+fn a_key_outside_genesis_cannot_run_a_validator() {
+    let net = network();
+    let dir = net.validators[0].dir.parent().unwrap().to_path_buf();
+    let (file, _) = KeyFile::generate(KeyKind::Validator);
+    file.write_new(&dir.join("keys/outsider.json")).unwrap();
+    let outsider = dir.join("outsider");
+    std::fs::create_dir_all(&outsider).unwrap();
+    let config = std::fs::read_to_string(net.validators[0].dir.join("node.toml"))
+        .unwrap()
+        .replace("../keys/v0.json", "../keys/outsider.json");
+    std::fs::write(outsider.join("node.toml"), config).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(["node", "run", "--config"])
+        .arg(outsider.join("node.toml"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a validator in genesis"), "{stderr}");
+    assert!(
+        !Path::new(&outsider.join("ledger")).exists(),
+        "nothing was created"
+    );
+}
