@@ -9,7 +9,7 @@ use std::time::Instant;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::merkle::{self, hash_leaf, inclusion_proof};
-use custos_ledger::storage::{Backend, RocksBackend, StoredNodes, WriteBatch};
+use custos_ledger::storage::{Backend, RocksBackend, StoredNodes, UpperNodes, WriteBatch};
 
 const TREE_LEAVES: u64 = 1_000_000;
 const BLOCK_LEAVES: u64 = 10_000;
@@ -57,7 +57,9 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let nodes = StoredNodes::new(&backend, TREE_LEAVES);
+    // As the ledger reads them: upper levels from memory, the rest from RocksDB.
+    let upper = UpperNodes::load(&backend).unwrap();
+    let nodes = StoredNodes::with_cache(&backend, TREE_LEAVES, &upper);
     let root = merkle::root(&nodes, TREE_LEAVES).unwrap();
     let mut index = 0u64;
     let mut group = c.benchmark_group("rocksdb proofs at 1M leaves");

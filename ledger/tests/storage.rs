@@ -94,12 +94,12 @@ fn blocks_roots_proofs_and_indexes_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut builder = ChainBuilder::new(5, 200);
     let blocks = {
-        let ledger = Ledger::new(RocksBackend::open(dir.path()).unwrap());
+        let ledger = Ledger::open(RocksBackend::open(dir.path()).unwrap()).unwrap();
         let blocks = build_chain(&ledger, &mut builder, 60);
         check_ledger(&ledger, &blocks);
         blocks
     };
-    let ledger = Ledger::new(RocksBackend::open(dir.path()).unwrap());
+    let ledger = Ledger::open(RocksBackend::open(dir.path()).unwrap()).unwrap();
     check_ledger(&ledger, &blocks);
 
     // Author heads continue the chains: the next block applies on the reopened store.
@@ -122,8 +122,8 @@ fn blocks_roots_proofs_and_indexes_survive_reopen() {
 #[test]
 fn memory_and_rocksdb_backends_agree() {
     let dir = tempfile::tempdir().unwrap();
-    let rocks = Ledger::new(RocksBackend::open(dir.path()).unwrap());
-    let memory = Ledger::new(MemoryBackend::new());
+    let rocks = Ledger::open(RocksBackend::open(dir.path()).unwrap()).unwrap();
+    let memory = Ledger::open(MemoryBackend::new()).unwrap();
     let blocks = build_chain(&rocks, &mut ChainBuilder::new(3, 100), 25);
     for block in &blocks {
         memory.apply_block(block).unwrap();
@@ -134,7 +134,7 @@ fn memory_and_rocksdb_backends_agree() {
 
 #[test]
 fn client_and_kind_indexes_answer_range_queries() {
-    let ledger = Ledger::new(MemoryBackend::new());
+    let ledger = Ledger::open(MemoryBackend::new()).unwrap();
     let blocks = build_chain(&ledger, &mut ChainBuilder::new(3, 100), 30);
     let client = Text::new("acme-bank").unwrap();
     let (from, to) = (UnixMillis(T0 + 5_000), UnixMillis(T0 + 20_000));
@@ -190,7 +190,7 @@ fn client_and_kind_indexes_answer_range_queries() {
 
 #[test]
 fn bad_blocks_are_refused_and_change_nothing() {
-    let ledger = Ledger::new(MemoryBackend::new());
+    let ledger = Ledger::open(MemoryBackend::new()).unwrap();
     let mut builder = ChainBuilder::new(2, 64);
     build_chain(&ledger, &mut builder, 3);
     let head = ledger.head().unwrap();
@@ -280,7 +280,7 @@ fn crash_child_appends_until_killed() {
     let Ok(path) = std::env::var(CRASH_DB_ENV) else {
         return;
     };
-    let ledger = Ledger::new(RocksBackend::open(path.as_ref()).unwrap());
+    let ledger = Ledger::open(RocksBackend::open(path.as_ref()).unwrap()).unwrap();
     let mut builder = ChainBuilder::new(4, 300);
     // Bounded: the parent kills it long before this ends.
     for i in 0..100_000u64 {
@@ -354,7 +354,7 @@ fn crash_mid_write_leaves_no_trace() {
         std::thread::sleep(Duration::from_millis(kill_after_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let ledger = Ledger::new(RocksBackend::open(dir.path()).unwrap());
+        let ledger = Ledger::open(RocksBackend::open(dir.path()).unwrap()).unwrap();
         heights.push(check_after_crash(&ledger));
     }
     eprintln!("crash test: heights after each kill {heights:?}");

@@ -46,9 +46,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
-    let ledger = Arc::new(Ledger::new(
-        RocksBackend::open(&config.data_dir.join("ledger")).context("opening the ledger")?,
-    ));
+    let ledger = Arc::new(
+        Ledger::open(
+            RocksBackend::open(&config.data_dir.join("ledger")).context("opening the ledger")?,
+        )
+        .context("loading the ledger")?,
+    );
     let chain = Chain::open(ledger, genesis.clone()).context("reading the chain")?;
     let head = chain.head()?;
     info!(

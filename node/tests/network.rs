@@ -375,7 +375,7 @@ async fn four_validators_commit_identical_logs_through_a_sigkill() {
     let ledgers: Vec<Ledger<RocksBackend>> = net
         .validators
         .iter()
-        .map(|v| Ledger::new(RocksBackend::open(&v.dir.join("ledger")).unwrap()))
+        .map(|v| Ledger::open(RocksBackend::open(&v.dir.join("ledger")).unwrap()).unwrap())
         .collect();
     let heads: Vec<_> = ledgers.iter().map(|l| l.head().unwrap().unwrap()).collect();
     let height = heads.iter().map(|h| h.height).min().unwrap();

@@ -11,7 +11,10 @@ mod memory;
 mod rocks;
 
 pub use backend::{Backend, BackendError, Column, KeyValue, WriteBatch};
-pub use ledger::{AppliedBlock, ChainHead, Ledger, NodeReadError, StorageError, StoredNodes};
+pub use ledger::{
+    AppliedBlock, CACHED_LEVEL_MIN, ChainHead, Ledger, NodeReadError, StorageError, StoredNodes,
+    UpperNodes,
+};
 pub use memory::MemoryBackend;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksBackend;
