@@ -131,9 +131,9 @@ impl Chain {
         let mut leaf_hashes = Vec::with_capacity(candidates.len());
         for entry in candidates {
             let hash = entry.envelope.leaf_hash();
-            // Candidates were valid on admission and are re-checked on every commit, so
-            // this only filters what a concurrent commit just invalidated.
-            if sequencer.check(&entry, hash).is_ok() {
+            // Candidates were valid on admission (payload included) and are re-checked on
+            // every commit, so this only filters what a concurrent commit just invalidated.
+            if sequencer.check_order(&entry, hash).is_ok() {
                 leaf_hashes.push(hash);
                 entries.push(entry);
             }
@@ -240,6 +240,8 @@ impl Chain {
             .collect();
         let mut sequencer = Sequencer::new(self.membership.clone(), self);
         for (position, entry) in entries.iter().enumerate() {
+            // Payloads are always checked: the leaf hash covers the payload's digest but
+            // not the bytes a proposer put beside it.
             sequencer
                 .check(entry, leaf_hashes[position])
                 .map_err(|reason| InvalidBlock::Message { position, reason })?;

@@ -110,11 +110,17 @@ impl<'a, C: Committed> Sequencer<'a, C> {
     }
 
     /// Checks everything but the signature (which is checked in batches) and, if the
-    /// entry is valid, records it as the author's new tip. Returns its leaf hash.
+    /// entry is valid, records it as the author's new tip.
     pub fn check(&mut self, entry: &Entry, leaf_hash: Sha256Hash) -> Result<(), Rejection> {
+        entry.envelope.body.payload.check(&entry.payload)?;
+        self.check_order(entry, leaf_hash)
+    }
+
+    /// Like [`Sequencer::check`] without hashing the payload again: for messages whose
+    /// payload was checked when they were admitted.
+    pub fn check_order(&mut self, entry: &Entry, leaf_hash: Sha256Hash) -> Result<(), Rejection> {
         let message = &entry.envelope.body;
         self.membership.authorize(message)?;
-        message.payload.check(&entry.payload)?;
         let (last_sequence, last_hash) = self.tip(&message.author).unwrap_or((0, Sha256Hash::ZERO));
         let expected = last_sequence + 1;
         if message.sequence != expected {
@@ -359,7 +365,7 @@ impl Mempool {
             let Some(waiting) = self.waiting.get(&hash) else {
                 continue;
             };
-            match sequencer.check(&waiting.entry, hash) {
+            match sequencer.check_order(&waiting.entry, hash) {
                 Ok(()) => order.push_back(hash),
                 Err(reason) => {
                     let w = self.waiting.remove(&hash).expect("present");
