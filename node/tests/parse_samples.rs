@@ -974,6 +974,46 @@ fn stix_samples() {
 }
 
 #[test]
+fn misp_event() {
+    // Hand-written in the shape of a MISP event export: no sample in testdata.
+    let event = br#"{"Event":{"uuid":"5e9f3a2c-0000-4000-8000-000000000001","info":"SSH brute force campaign","threat_level_id":"1","timestamp":"1588000000","Orgc":{"name":"CIRCL"},"Tag":[{"name":"tlp:amber"},{"name":"misp-galaxy:mitre-attack-pattern=\"Brute Force - T1110\""}]}}"#;
+    assert_eq!(detect(event), SourceFormat::Misp);
+    let parsed = parse(SourceFormat::Misp, event);
+    assert_eq!(parsed.kind, EvidenceKind::Alert);
+    assert_eq!(
+        summary(&parsed),
+        (
+            Some(1_588_000_000_000),
+            sev(SeverityLevel::High, "1", SeverityScale::Named),
+            Some("5e9f3a2c-0000-4000-8000-000000000001".to_owned()),
+            None
+        )
+    );
+    assert_eq!(attack_ids(&parsed), ["T1110"]);
+}
+
+/// A collector splitting a file with garbage in it gets one result per line: the real
+/// events parsed, the garbage kept raw with a reason, nothing dropped.
+#[test]
+fn garbage_between_real_events_is_kept() {
+    let bytes = read("suricata-eve", "suricatalog-eve_udp_flow.json");
+    let garbage: [&[u8]; 4] = [b"\xff\xfe\x00binary", b"{\"timestamp\":", b"", b"\t"];
+    let mut mixed = Vec::new();
+    for (i, line) in lines(&bytes).into_iter().enumerate() {
+        mixed.extend_from_slice(line);
+        mixed.push(b'\n');
+        mixed.extend_from_slice(garbage[i % garbage.len()]);
+        mixed.push(b'\n');
+    }
+    let results = parse_lines(SourceFormat::SuricataEve, &mixed, &ParseContext::default());
+    let counts = count("udp_flow with garbage", &results);
+    assert_eq!(
+        (counts.events, counts.parsed, counts.parse_errors),
+        (64, 32, 32)
+    );
+}
+
+#[test]
 fn ecs_and_zeek_json() {
     // Hand-written in the shape of Elastic Agent and Zeek output: no sample in testdata.
     let alert = br#"{"@timestamp":"2024-05-01T10:00:00.123Z","ecs":{"version":"8.11.0"},"event":{"kind":"alert","severity":73},"rule":{"id":"a1b2"},"host":{"name":"web-01"},"threat":{"technique":[{"id":"T1059","subtechnique":[{"id":"T1059.001"}]}],"tactic":{"id":["TA0002"]}}}"#;

@@ -74,7 +74,8 @@ pub struct Parsed {
     pub attack_ids: List<Text<AttackIdLen>, AttackIdCount>,
     /// The payload's media type.
     pub media_type: Text<MediaTypeLen>,
-    /// Why the event could not be parsed; set exactly when `format` fell back to raw.
+    /// Why the event could not be parsed in the requested format; when set, `format` is
+    /// [`SourceFormat::Raw`] and the other fields are empty.
     pub parse_error: Option<Text<ParseErrorLen>>,
     /// Fields whose values were cut to fit their limits.
     pub truncated: Vec<TruncatedField>,
