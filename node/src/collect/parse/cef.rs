@@ -149,7 +149,7 @@ fn header(
         if let Some((stamp, taken)) = time::iso8601_prefix(rest) {
             at = Some(stamp);
             rest = &rest[taken..];
-        } else if let Some((_, taken)) = time::bsd_prefix(rest, Some(UnixMillis(951_782_400_000))) {
+        } else if let Some(taken) = time::bsd_len(rest) {
             at = time::bsd_prefix(rest, context.reference_time).map(|(stamp, _)| stamp);
             rest = &rest[taken..];
         }

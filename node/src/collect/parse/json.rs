@@ -302,15 +302,14 @@ pub(crate) fn stix(raw: &[u8]) -> Result<Fields, ParseFailure> {
     let format = SourceFormat::Stix21;
     let map = object(raw, format)?;
     let kind = required(&map, "type", format)?.as_str().unwrap_or_default();
-    let single = [Value::Object(map.clone())];
-    let objects: &[Value] = if kind == "bundle" {
+    let objects: Vec<&Map<String, Value>> = if kind == "bundle" {
         match map.get("objects") {
-            Some(Value::Array(objects)) => objects,
-            _ => &[],
+            Some(Value::Array(objects)) => objects.iter().filter_map(Value::as_object).collect(),
+            _ => Vec::new(),
         }
     } else {
         required(&map, "id", format)?;
-        &single
+        vec![&map]
     };
     let mut fields = Fields::default();
     for object in objects {

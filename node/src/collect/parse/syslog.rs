@@ -103,7 +103,7 @@ pub(crate) fn rfc3164(text: &str, context: &ParseContext) -> Result<Fields, Pars
     };
     let (occurred_at, taken) = if let Some((at, taken)) = time::iso8601_prefix(rest) {
         (Some(at), taken)
-    } else if let Some(taken) = bsd_length(rest) {
+    } else if let Some(taken) = time::bsd_len(rest) {
         let at = time::bsd_prefix(rest, context.reference_time).map(|(at, _)| at);
         (at, taken)
     } else {
@@ -139,14 +139,6 @@ fn is_tag(word: &str) -> bool {
     word.ends_with(':') || word.contains('[') || word.is_empty()
 }
 
-/// The length of a BSD timestamp at the start of `text`, checked for shape only, so a line
-/// with a valid timestamp but no reference year still counts as RFC 3164.
-fn bsd_length(text: &str) -> Option<usize> {
-    // Any year will do to measure the shape; the real year is chosen by bsd_prefix.
-    let shape_reference = custos_ledger::message::UnixMillis(951_782_400_000); // 2000-02-29
-    time::bsd_prefix(text, Some(shape_reference)).map(|(_, taken)| taken)
-}
-
 /// Which syslog flavour a line looks like, if any.
 pub(crate) fn detect(text: &str) -> Option<SourceFormat> {
     let text = unframe(text);
@@ -163,7 +155,7 @@ pub(crate) fn detect(text: &str) -> Option<SourceFormat> {
             }
         }
         Ok(None) => {
-            let timestamped = time::iso8601_prefix(text).is_some() || bsd_length(text).is_some();
+            let timestamped = time::iso8601_prefix(text).is_some() || time::bsd_len(text).is_some();
             timestamped.then_some(SourceFormat::Syslog3164)
         }
         Err(_) => None,

@@ -326,6 +326,15 @@ pub(crate) fn bsd_prefix(text: &str, reference: Option<UnixMillis>) -> Option<(U
     Some((at, cursor.pos))
 }
 
+/// The length of a BSD timestamp at the start of `text`, checked for shape only, so a line
+/// with a valid timestamp but no year and no reference time is still recognised.
+pub(crate) fn bsd_len(text: &str) -> Option<usize> {
+    // 2000-02-29: every month and day (Feb 29 included) is valid in 2000 or 1999, and the
+    // shape is all that is measured here; bsd_prefix picks the real year.
+    const SHAPE_REFERENCE: UnixMillis = UnixMillis(951_782_400_000);
+    bsd_prefix(text, Some(SHAPE_REFERENCE)).map(|(_, taken)| taken)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
