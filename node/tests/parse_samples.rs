@@ -9,7 +9,8 @@ use custos_ledger::message::{
     EvidenceKind, SeverityLevel, SeverityScale, SourceFormat, UnixMillis,
 };
 use custos_node::collect::parse::{
-    ParseContext, Parsed, ZeekTsvLine, ZeekTsvReader, detect, parse, parse_with, read_evtx_file,
+    ParseContext, Parsed, TruncatedField, ZeekTsvLine, ZeekTsvReader, detect, parse, parse_with,
+    read_evtx_file,
 };
 
 fn samples(folder: &str) -> PathBuf {
@@ -990,6 +991,34 @@ fn misp_event() {
         )
     );
     assert_eq!(attack_ids(&parsed), ["T1110"]);
+}
+
+/// Over-long values are cut to their ledger limits at character boundaries, and the result
+/// says which fields were cut.
+#[test]
+fn over_long_fields_are_cut_and_reported() {
+    let host = "ü".repeat(200); // 400 bytes
+    let ids: Vec<String> = (0..40).map(|n| format!("\"T{}\"", 1000 + n)).collect();
+    let alert = format!(
+        r#"{{"timestamp":"2024-01-01T00:00:00.000+0000","rule":{{"level":12,"id":"{}","mitre":{{"id":[{}]}}}},"agent":{{"name":"{host}"}}}}"#,
+        "r".repeat(300),
+        ids.join(",")
+    );
+    let parsed = parse(SourceFormat::Wazuh, alert.as_bytes());
+    assert_eq!(parsed.parse_error, None);
+    let cut_host = parsed.host.as_ref().expect("host").as_str();
+    assert_eq!(cut_host.len(), 254, "255 would split a two-byte character");
+    assert!(host.starts_with(cut_host));
+    assert_eq!(parsed.rule_id.as_ref().expect("rule").len(), 256);
+    assert_eq!(parsed.attack_ids.len(), 32);
+    assert_eq!(
+        parsed.truncated,
+        [
+            TruncatedField::RuleId,
+            TruncatedField::Host,
+            TruncatedField::AttackIds
+        ]
+    );
 }
 
 /// A collector splitting a file with garbage in it gets one result per line: the real
