@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod chain;
+pub mod collect;
 pub mod config;
 pub mod genesis_spec;
 pub mod keys;
