@@ -182,6 +182,34 @@ pub fn bad_signatures(entries: &[&Entry], membership: &Membership) -> Vec<usize>
     bad
 }
 
+/// A batch with its leaf hashes computed and its signatures checked, ready for
+/// [`Mempool::admit_prepared`].
+#[derive(Debug)]
+pub struct Prepared {
+    entries: Vec<Entry>,
+    hashes: Vec<Sha256Hash>,
+    bad_signature: HashSet<usize>,
+}
+
+impl Prepared {
+    /// Hashes the entries and batch-verifies their signatures against `membership`.
+    pub fn new(entries: Vec<Entry>, membership: &Membership) -> Self {
+        let hashes = entries.iter().map(|e| e.envelope.leaf_hash()).collect();
+        let refs: Vec<&Entry> = entries.iter().collect();
+        let bad_signature = bad_signatures(&refs, membership).into_iter().collect();
+        Self {
+            entries,
+            hashes,
+            bad_signature,
+        }
+    }
+
+    /// The entries, in order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
 /// Limits of the mempool.
 #[derive(Clone, Copy, Debug)]
 pub struct MempoolLimits {
@@ -258,52 +286,53 @@ impl Mempool {
         membership: &Membership,
         committed: &C,
     ) -> Vec<Result<Sha256Hash, Rejection>> {
-        let hashes: Vec<Sha256Hash> = entries.iter().map(|e| e.envelope.leaf_hash()).collect();
-        let mut results: Vec<Option<Result<Sha256Hash, Rejection>>> = vec![None; entries.len()];
-        let fresh: Vec<usize> = (0..entries.len())
-            .filter(|&i| {
-                let duplicate = self.waiting.contains_key(&hashes[i])
-                    || committed.is_committed(&hashes[i])
-                    || hashes[..i].contains(&hashes[i]);
-                if duplicate {
-                    results[i] = Some(Err(Rejection::Duplicate(hashes[i])));
-                }
-                !duplicate
-            })
-            .collect();
-        let to_verify: Vec<&Entry> = fresh.iter().map(|&i| &entries[i]).collect();
-        let bad: HashSet<usize> = bad_signatures(&to_verify, membership)
-            .into_iter()
-            .map(|k| fresh[k])
-            .collect();
+        let prepared = Prepared::new(entries, membership);
+        self.admit_prepared(prepared, membership, committed)
+    }
 
+    /// Admits a batch whose signatures were checked by [`Prepared::new`], which callers
+    /// run before taking the mempool's lock so the expensive part does not block it.
+    pub fn admit_prepared<C: Committed>(
+        &mut self,
+        prepared: Prepared,
+        membership: &Membership,
+        committed: &C,
+    ) -> Vec<Result<Sha256Hash, Rejection>> {
+        let Prepared {
+            entries,
+            hashes,
+            bad_signature,
+        } = prepared;
+        let mut results: Vec<Option<Result<Sha256Hash, Rejection>>> = vec![None; entries.len()];
         let overlay = Overlay {
             committed,
             tips: &self.tips,
         };
         let mut sequencer = Sequencer::new(membership.clone(), &overlay);
         let mut accepted = Vec::new();
-        for &i in &fresh {
-            let entry = &entries[i];
-            let result = if bad.contains(&i) {
-                // Report an unknown author as such rather than as a bad signature.
+        for (i, entry) in entries.iter().enumerate() {
+            let duplicate = self.waiting.contains_key(&hashes[i])
+                || committed.is_committed(&hashes[i])
+                || hashes[..i].contains(&hashes[i]);
+            let result = if duplicate {
+                Err(Rejection::Duplicate(hashes[i]))
+            } else if bad_signature.contains(&i) {
+                // Report an unknown or revoked author as such rather than as a bad
+                // signature.
                 sequencer
                     .membership()
                     .authorize(&entry.envelope.body)
                     .map_err(Rejection::from)
                     .and(Err(Rejection::BadSignature(entry.envelope.body.author)))
+            } else if self.waiting.len() + accepted.len() >= self.limits.max_messages
+                || self.bytes + entry_size(entry) > self.limits.max_bytes
+            {
+                Err(Rejection::Busy {
+                    messages: self.waiting.len(),
+                    bytes: self.bytes,
+                })
             } else {
-                let size = entry_size(entry);
-                if self.waiting.len() + accepted.len() >= self.limits.max_messages
-                    || self.bytes + size > self.limits.max_bytes
-                {
-                    Err(Rejection::Busy {
-                        messages: self.waiting.len(),
-                        bytes: self.bytes,
-                    })
-                } else {
-                    sequencer.check(entry, hashes[i]).map(|()| hashes[i])
-                }
+                sequencer.check(entry, hashes[i]).map(|()| hashes[i])
             };
             if result.is_ok() {
                 accepted.push(i);

@@ -39,7 +39,7 @@ use custos_ledger::message::{
 
 use crate::chain::Chain;
 use crate::config::ConsensusConfig;
-use crate::mempool::{Committed as _, Mempool};
+use crate::mempool::{Committed as _, Mempool, Prepared};
 use crate::metrics::Metrics;
 use crate::p2p::{P2pEvent, P2pHandle, Topic};
 use crate::wire::{self, ConsensusWire, MempoolBatch, ProposalBody, SyncRequest, SyncResponse};
@@ -77,8 +77,10 @@ impl Shared {
     ) {
         let results = {
             let chain = self.chain.read().expect("chain lock");
+            // Signatures are checked before the mempool is locked: they are the slow part.
+            let prepared = Prepared::new(entries.clone(), chain.membership());
             let mut mempool = self.mempool.lock().expect("mempool lock");
-            let results = mempool.admit_batch(entries.clone(), chain.membership(), &*chain);
+            let results = mempool.admit_prepared(prepared, chain.membership(), &*chain);
             self.metrics.mempool_messages.set(gauge(mempool.len()));
             results
         };
@@ -458,8 +460,9 @@ impl Runtime {
                         // every validator is subscribed to the topic.
                         let results = {
                             let chain = shared.chain.read().expect("chain lock");
+                            let prepared = Prepared::new(entries, chain.membership());
                             let mut mempool = shared.mempool.lock().expect("mempool lock");
-                            let r = mempool.admit_batch(entries, chain.membership(), &*chain);
+                            let r = mempool.admit_prepared(prepared, chain.membership(), &*chain);
                             shared.metrics.mempool_messages.set(gauge(mempool.len()));
                             r
                         };
