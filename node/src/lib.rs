@@ -1,4 +1,4 @@
-//! The Custos validator node, collector and command-line tools.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod chain;
