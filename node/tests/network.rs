@@ -463,6 +463,15 @@ async fn bad_messages_are_refused_precisely_and_never_committed() {
     wait_for_log_size(&net.validators, 3).await;
     let replay = client.submit(vec![good[0].0.clone()]).await.unwrap();
     assert_eq!(replay.results[0].status, SubmitStatus::Duplicate);
+    // Rewriting history: a different message reusing a committed sequence number.
+    let rewrite = chain(&net.collectors[0], "client0", 1, 65).remove(0).0;
+    let response = client.submit(vec![rewrite]).await.unwrap();
+    assert_eq!(response.results[0].status, SubmitStatus::Rejected);
+    let error = response.results[0].error.clone().unwrap();
+    assert!(
+        error.contains("must send sequence 4 next, got 1"),
+        "{error}"
+    );
 
     // More than one batch in one call is refused as a whole.
     let too_many = vec![good[0].0.clone(); custos_rpc::MAX_SUBMIT_BATCH + 1];
