@@ -564,18 +564,38 @@ impl Kind {
         }
     }
 
-    /// One-byte code of the kind, for storage index keys.
+    /// Index code of evidence messages.
+    pub const EVIDENCE_CODE: u8 = 0;
+    /// Index code of heartbeats.
+    pub const HEARTBEAT_CODE: u8 = 1;
+    /// Index code of early warnings.
+    pub const EARLY_WARNING_CODE: u8 = 2;
+    /// Index code of incident records.
+    pub const INCIDENT_CODE: u8 = 3;
+    /// Index code of insurance records.
+    pub const INSURANCE_CODE: u8 = 4;
+    /// Index code of membership changes.
+    pub const MEMBERSHIP_CODE: u8 = 5;
+    /// Index code of access-audit records.
+    pub const ACCESS_AUDIT_CODE: u8 = 6;
+    /// Index code of anchor receipts.
+    pub const ANCHOR_RECEIPT_CODE: u8 = 7;
+    /// Index code of equivocation evidence.
+    pub const EQUIVOCATION_CODE: u8 = 8;
+
+    /// One-byte code of the kind, for storage index keys. Codes are part of the storage
+    /// format: never renumber one.
     pub fn code(&self) -> u8 {
         match self {
-            Kind::Evidence { .. } => 0,
-            Kind::Heartbeat { .. } => 1,
-            Kind::EarlyWarning => 2,
-            Kind::Incident(_) => 3,
-            Kind::Insurance(_) => 4,
-            Kind::Membership(_) => 5,
-            Kind::AccessAudit(_) => 6,
-            Kind::AnchorReceipt(_) => 7,
-            Kind::Equivocation(_) => 8,
+            Kind::Evidence { .. } => Self::EVIDENCE_CODE,
+            Kind::Heartbeat { .. } => Self::HEARTBEAT_CODE,
+            Kind::EarlyWarning => Self::EARLY_WARNING_CODE,
+            Kind::Incident(_) => Self::INCIDENT_CODE,
+            Kind::Insurance(_) => Self::INSURANCE_CODE,
+            Kind::Membership(_) => Self::MEMBERSHIP_CODE,
+            Kind::AccessAudit(_) => Self::ACCESS_AUDIT_CODE,
+            Kind::AnchorReceipt(_) => Self::ANCHOR_RECEIPT_CODE,
+            Kind::Equivocation(_) => Self::EQUIVOCATION_CODE,
         }
     }
 

@@ -10,7 +10,7 @@ use common::ChainBuilder;
 use custos_ledger::block::CommittedBlock;
 use custos_ledger::codec::{Bytes, Text};
 use custos_ledger::hash::{Blake3Hash, Sha256Hash};
-use custos_ledger::message::UnixMillis;
+use custos_ledger::message::{Kind, UnixMillis};
 use custos_ledger::storage::{Backend, Ledger, MemoryBackend, RocksBackend, StorageError};
 
 const T0: u64 = 1_700_000_000_000;
@@ -177,8 +177,7 @@ fn client_and_kind_indexes_answer_range_queries() {
     }
     assert_eq!(paged, expected);
 
-    let heartbeat_code = 1;
-    let heartbeats = ledger.kind_leaves(heartbeat_code, 0, 10_000).unwrap();
+    let heartbeats = ledger.kind_leaves(Kind::HEARTBEAT_CODE, 0, 10_000).unwrap();
     assert!(!heartbeats.is_empty());
     for leaf in heartbeats {
         assert_eq!(

@@ -9,13 +9,10 @@ use custos_ledger::genesis::Genesis;
 use custos_ledger::hash::{Blake3Hash, Sha256Hash};
 use custos_ledger::membership::Membership;
 use custos_ledger::merkle;
-use custos_ledger::message::UnixMillis;
+use custos_ledger::message::{Kind, UnixMillis};
 use custos_ledger::storage::{AppliedBlock, ChainHead, Ledger, RocksBackend, StorageError};
 
 use crate::mempool::{ChainTip, Committed, Mempool, Rejection, Sequencer, bad_signatures};
-
-/// Code of membership messages in the kind index (`Kind::code`).
-const MEMBERSHIP_KIND_CODE: u8 = 5;
 
 /// The ledger, the genesis it started from, and the membership after the last block.
 #[derive(Debug)]
@@ -74,7 +71,7 @@ impl Chain {
         let mut membership = Membership::from_genesis(&genesis);
         let mut from = 0;
         loop {
-            let leaves = ledger.kind_leaves(MEMBERSHIP_KIND_CODE, from, 1024)?;
+            let leaves = ledger.kind_leaves(Kind::MEMBERSHIP_CODE, from, 1024)?;
             let Some(&last) = leaves.last() else { break };
             for leaf in leaves {
                 if let Some(envelope) = ledger.envelope(leaf)? {
