@@ -181,6 +181,13 @@ impl Wal {
     }
 }
 
+/// A peer's answer to a block-sync request, or why there is none.
+type SyncAnswer = ([u8; 32], Result<Vec<u8>, String>);
+
+/// How long the loop waits for a peer to send a proposed block it lacks. The loop is not
+/// serving peers meanwhile, so this is kept short.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Messages buffered for a height that has not started.
 const EARLY_MESSAGES_MAX: usize = 1024;
 
@@ -222,6 +229,10 @@ pub struct Runtime {
     replay: VecDeque<(ConsensusWire, [u8; 32])>,
     /// A peer that is ahead, and when to sync from it.
     behind: Option<([u8; 32], Instant)>,
+    /// A block-sync request is on its way.
+    sync_in_flight: bool,
+    sync_tx: mpsc::UnboundedSender<SyncAnswer>,
+    sync_rx: mpsc::UnboundedReceiver<SyncAnswer>,
     height_started: Instant,
     genesis: Genesis,
 }
@@ -271,6 +282,7 @@ impl Runtime {
         config.timeouts = timeouts(consensus_config);
         let (wal, entries) = Wal::open(wal_path)?;
         let (timeouts_tx, timeouts_rx) = mpsc::unbounded_channel();
+        let (sync_tx, sync_rx) = mpsc::unbounded_channel();
         let runtime = Self {
             network: genesis.network.clone(),
             shared,
@@ -286,6 +298,9 @@ impl Runtime {
             early: Vec::new(),
             replay: VecDeque::new(),
             behind: None,
+            sync_in_flight: false,
+            sync_tx,
+            sync_rx,
             height_started: Instant::now(),
             genesis,
         };
@@ -349,6 +364,7 @@ impl Runtime {
                 Some(timeout) = self.timeouts_rx.recv() => {
                     self.process(Input::TimeoutElapsed(timeout)).await?;
                 }
+                Some((peer, result)) = self.sync_rx.recv() => self.on_blocks(peer, result)?,
                 () = shared.mempool_changed.notified() => {}
                 _ = tick.tick() => {
                     if last_resend.elapsed() >= RESEND_INTERVAL {
@@ -357,9 +373,10 @@ impl Runtime {
                     }
                     if let Some((peer, due)) = self.behind
                         && Instant::now() >= due
+                        && !self.sync_in_flight
                     {
                         self.behind = None;
-                        self.sync_from(peer).await?;
+                        self.request_blocks(peer);
                     }
                 }
             }
@@ -822,7 +839,11 @@ impl Runtime {
             .copied()
             .collect();
         for peer in peers.into_iter().take(FETCH_ATTEMPTS) {
-            let Ok(bytes) = self.shared.p2p.request(peer, request.clone()).await else {
+            let answer = tokio::time::timeout(
+                FETCH_TIMEOUT,
+                self.shared.p2p.request(peer, request.clone()),
+            );
+            let Ok(Ok(bytes)) = answer.await else {
                 continue;
             };
             if let Ok(SyncResponse::Proposed(Some(block))) = wire::sync_response_from_bytes(&bytes)
@@ -921,49 +942,68 @@ impl Runtime {
         Ok(())
     }
 
-    /// Fetches and applies committed blocks from a peer that is ahead, then restarts
-    /// consensus at the new height.
-    async fn sync_from(&mut self, peer: [u8; 32]) -> anyhow::Result<()> {
-        let mut applied_any = false;
-        loop {
-            let from_height = self.head_height() + 1;
-            let request = wire::to_bytes(&SyncRequest::Blocks { from_height });
-            let bytes = match self.shared.p2p.request(peer, request).await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    debug!(peer = %self.name_of_key(&peer), error = %e, "sync request failed");
-                    break;
-                }
-            };
-            let blocks = match wire::sync_response_from_bytes(&bytes) {
-                Ok(SyncResponse::Blocks(blocks)) => blocks.into_vec(),
-                Ok(SyncResponse::Proposed(_)) | Err(_) => {
-                    warn!(peer = %self.name_of_key(&peer), "peer answered block sync with something else");
-                    break;
-                }
-            };
-            if blocks.is_empty() {
-                break;
-            }
-            for committed in blocks {
-                let header = &committed.block.header;
-                if let Err(e) = self.ledger_validators.verify_commit(
-                    &self.network,
-                    header.height,
-                    &header.id(),
-                    &committed.certificate,
-                ) {
-                    warn!(peer = %self.name_of_key(&peer), height = header.height, error = %e, "synced block has an invalid commit certificate");
-                    return Ok(());
-                }
-                self.commit(&committed)?;
-                applied_any = true;
-            }
+    /// Asks a peer that is ahead for the committed blocks after our head. The request runs
+    /// on its own task: the loop keeps serving peers (who may be asking us at the same
+    /// moment) and the answer comes back through `sync_rx`.
+    fn request_blocks(&mut self, peer: [u8; 32]) {
+        if self.sync_in_flight {
+            return;
         }
-        if applied_any {
+        self.sync_in_flight = true;
+        let request = wire::to_bytes(&SyncRequest::Blocks {
+            from_height: self.head_height() + 1,
+        });
+        let p2p = self.shared.p2p.clone();
+        let tx = self.sync_tx.clone();
+        tokio::spawn(async move {
+            let result = p2p.request(peer, request).await.map_err(|e| e.to_string());
+            // The runtime may have stopped; then nobody needs the answer.
+            let _ = tx.send((peer, result));
+        });
+    }
+
+    /// Applies the blocks a peer sent, verifying each commit certificate, and asks for more
+    /// while the peer has them; then restarts consensus at the new height.
+    fn on_blocks(&mut self, peer: [u8; 32], result: Result<Vec<u8>, String>) -> anyhow::Result<()> {
+        self.sync_in_flight = false;
+        let bytes = match result {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                debug!(peer = %self.name_of_key(&peer), error = %e, "sync request failed");
+                return Ok(());
+            }
+        };
+        let blocks = match wire::sync_response_from_bytes(&bytes) {
+            Ok(SyncResponse::Blocks(blocks)) => blocks.into_vec(),
+            Ok(SyncResponse::Proposed(_)) | Err(_) => {
+                warn!(peer = %self.name_of_key(&peer), "peer answered block sync with something else");
+                return Ok(());
+            }
+        };
+        let mut applied = 0;
+        for committed in blocks {
+            let header = &committed.block.header;
+            if header.height != self.head_height() + 1 {
+                continue; // already applied, by consensus or an earlier answer
+            }
+            if let Err(e) = self.ledger_validators.verify_commit(
+                &self.network,
+                header.height,
+                &header.id(),
+                &committed.certificate,
+            ) {
+                warn!(peer = %self.name_of_key(&peer), height = header.height, error = %e, "synced block has an invalid commit certificate");
+                return Ok(());
+            }
+            self.commit(&committed)?;
+            applied += 1;
+        }
+        if applied > 0 {
+            // The peer may have more: ask again at once.
+            self.behind = Some((peer, Instant::now()));
             let next = self.head_height() + 1;
             if next > self.engine_height() {
-                info!(height = next, "caught up by block sync");
+                info!(height = next, applied, "caught up by block sync");
                 self.pending_height = Some(next);
             }
         }
