@@ -9,6 +9,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
+pub mod reads;
 pub mod rpc_server;
 pub mod runtime;
 pub mod send;

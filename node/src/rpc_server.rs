@@ -10,13 +10,16 @@ use jsonrpsee::types::ErrorObjectOwned;
 
 use custos_ledger::block::Entry;
 use custos_ledger::codec::Bytes;
+use custos_ledger::hash::Sha256Hash;
 use custos_ledger::message::Envelope;
 use custos_rpc::{
-    CustosApiServer, MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, NodeStatus, SubmitMessage,
-    SubmitResponse, SubmitResult, SubmitStatus, codes,
+    BlockInfo, CheckpointInfo, ConsistencyProofInfo, CustosApiServer, InclusionProofInfo,
+    MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, NodeStatus, SubmitMessage, SubmitResponse, SubmitResult,
+    SubmitStatus, codes,
 };
 
 use crate::mempool::Rejection;
+use crate::reads::{ReadError, Reader};
 use crate::runtime::Shared;
 
 /// The RPC service.
@@ -31,6 +34,50 @@ fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
 
 fn internal(message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(codes::INTERNAL, message.into(), None::<()>)
+}
+
+impl RpcService {
+    /// Runs a public read on a blocking thread (RocksDB reads block) against the ledger,
+    /// without holding the chain lock while it reads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader<'_, custos_ledger::storage::RocksBackend>) -> Result<T, ReadError>
+        + Send
+        + 'static,
+    ) -> RpcResult<T> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let (ledger, origin, name) = {
+                let chain = shared.chain.read().expect("chain lock");
+                let me = shared.key.public().key_id();
+                let name = chain
+                    .genesis
+                    .validators
+                    .get(&me)
+                    .map(|v| v.name.to_string())
+                    .unwrap_or_default();
+                (
+                    chain.ledger.clone(),
+                    chain.genesis.log_origin.to_string(),
+                    name,
+                )
+            };
+            let now_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let reader = Reader {
+                ledger: &ledger,
+                origin: &origin,
+                validator_name: &name,
+                key: &shared.key,
+                now_s,
+            };
+            f(&reader)
+        })
+        .await
+        .map_err(|e| internal(format!("read failed: {e}")))?
+        .map_err(|e| ErrorObjectOwned::owned(e.code(), e.to_string(), None::<()>))
+    }
 }
 
 /// Decodes one submitted message; the error says which part is wrong.
@@ -138,6 +185,32 @@ impl CustosApiServer for RpcService {
             peers,
             mempool_messages: self.shared.mempool.lock().expect("mempool lock").len(),
         })
+    }
+
+    async fn get_block(&self, height: u64) -> RpcResult<BlockInfo> {
+        self.read(move |r| r.block(height)).await
+    }
+
+    async fn get_checkpoint(&self, tree_size: Option<u64>) -> RpcResult<CheckpointInfo> {
+        self.read(move |r| r.checkpoint(tree_size)).await
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        leaf_hash: Sha256Hash,
+        tree_size: Option<u64>,
+    ) -> RpcResult<InclusionProofInfo> {
+        self.read(move |r| r.inclusion_proof(leaf_hash, tree_size))
+            .await
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: Option<u64>,
+    ) -> RpcResult<ConsistencyProofInfo> {
+        self.read(move |r| r.consistency_proof(old_size, new_size))
+            .await
     }
 }
 

@@ -5,6 +5,7 @@ use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
+use custos_ledger::block::{BlockHeader, BlockId};
 use custos_ledger::hash::Sha256Hash;
 
 /// Most messages in one `custos_submit` call.
@@ -22,6 +23,9 @@ pub mod codes {
     pub const INVALID_INPUT: i32 = -32602;
     /// The node failed internally; nothing was changed.
     pub const INTERNAL: i32 = -32603;
+    /// The request was well formed but names something the node does not have (a block
+    /// height beyond the chain, an unknown leaf hash, a tree size beyond the log).
+    pub const NOT_FOUND: i32 = -32004;
 }
 
 /// One message to submit: the signed envelope and its payload.
@@ -98,6 +102,85 @@ pub struct NodeStatus {
     pub mempool_messages: usize,
 }
 
+/// The answer to `custos_getBlock`: the header and the leaf hashes of the block's
+/// messages. Envelopes and payloads are not public; they are read with the authenticated
+/// message methods.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// The block id (BLAKE3 of the tagged header).
+    pub id: BlockId,
+    /// The header.
+    pub header: BlockHeader,
+    /// Log index of the block's first message (equal to `header.log_size` when empty).
+    pub first_leaf: u64,
+    /// RFC 9162 leaf hashes of the block's messages, in log order.
+    pub leaf_hashes: Vec<Sha256Hash>,
+    /// How many validators' precommits the commit certificate carries.
+    pub commit_signatures: usize,
+}
+
+/// Who vouches for a checkpoint served by `custos_getCheckpoint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointSource {
+    /// A checkpoint note stored by the network (cosigned as the network's cosigning
+    /// protocol requires).
+    Stored,
+    /// No checkpoint is stored for this size: the note is the checkpoint of this node's
+    /// current head, cosigned (C2SP `cosignature/v1`) by this one validator only. It is
+    /// not a quorum checkpoint; a verifier that requires 2f+1 cosigners refuses it.
+    SingleValidator,
+}
+
+/// A C2SP tlog-checkpoint note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Tree size of the checkpoint.
+    pub tree_size: u64,
+    /// Root hash at that size.
+    pub root: Sha256Hash,
+    /// The signed note, verbatim (checkpoint text, blank line, signature lines).
+    pub note: String,
+    /// Who vouches for it.
+    pub source: CheckpointSource,
+    /// Names of the keys whose signature lines the note carries.
+    pub signers: Vec<String>,
+}
+
+/// The answer to `custos_getInclusionProof`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProofInfo {
+    /// The leaf hash asked about.
+    pub leaf_hash: Sha256Hash,
+    /// Its index in the log.
+    pub leaf_index: u64,
+    /// Size of the tree the proof leads to.
+    pub tree_size: u64,
+    /// Root of that tree.
+    pub root: Sha256Hash,
+    /// RFC 9162 audit path, from the leaf's sibling up.
+    pub path: Vec<Sha256Hash>,
+    /// The checkpoint the proof is against.
+    pub checkpoint: CheckpointInfo,
+    /// The same proof as a C2SP `tlog-proof@v1` file (the checkpoint note included).
+    pub tlog_proof: String,
+}
+
+/// The answer to `custos_getConsistencyProof`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyProofInfo {
+    /// Size of the earlier tree.
+    pub old_size: u64,
+    /// Its root.
+    pub old_root: Sha256Hash,
+    /// Size of the later tree.
+    pub new_size: u64,
+    /// Its root.
+    pub new_root: Sha256Hash,
+    /// RFC 9162 consistency proof hashes.
+    pub path: Vec<Sha256Hash>,
+}
+
 /// The Custos JSON-RPC API.
 #[rpc(server, client, namespace = "custos")]
 pub trait CustosApi {
@@ -110,4 +193,34 @@ pub trait CustosApi {
     /// This node's view of the chain.
     #[method(name = "status")]
     async fn status(&self) -> RpcResult<NodeStatus>;
+
+    /// The committed block at `height` (1 for the first): header, leaf hashes and how
+    /// many precommits finalized it. Public.
+    #[method(name = "getBlock")]
+    async fn get_block(&self, height: u64) -> RpcResult<BlockInfo>;
+
+    /// A checkpoint: the one stored for `tree_size`, or without `tree_size` the latest
+    /// stored one; when none is stored, this node's current head cosigned by this
+    /// validator alone (see [`CheckpointSource`]). Public.
+    #[method(name = "getCheckpoint")]
+    async fn get_checkpoint(&self, tree_size: Option<u64>) -> RpcResult<CheckpointInfo>;
+
+    /// The inclusion proof of the leaf with `leaf_hash` against the checkpoint
+    /// `custos_getCheckpoint(tree_size)` returns, as JSON and as a C2SP tlog-proof.
+    /// Public.
+    #[method(name = "getInclusionProof")]
+    async fn get_inclusion_proof(
+        &self,
+        leaf_hash: Sha256Hash,
+        tree_size: Option<u64>,
+    ) -> RpcResult<InclusionProofInfo>;
+
+    /// The consistency proof from the log of `old_size` leaves to that of `new_size`
+    /// (without it, the current log). Public.
+    #[method(name = "getConsistencyProof")]
+    async fn get_consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: Option<u64>,
+    ) -> RpcResult<ConsistencyProofInfo>;
 }

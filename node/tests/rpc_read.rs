@@ -1,0 +1,438 @@
+//! The public read methods against four real validators: blocks, checkpoints, inclusion
+//! proofs (JSON and C2SP tlog-proof) and consistency proofs verify independently, and
+//! every refusal carries the code and message that says what was wrong.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use jsonrpsee::core::ClientError;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::http_client::HttpClient;
+use jsonrpsee::rpc_params;
+
+use custos_ledger::c2sp::{
+    Checkpoint, CosignatureVerifier, KeyName, Note, QuorumPolicy, TlogProof,
+};
+use custos_ledger::codec::{List, Text};
+use custos_ledger::crypto::{PublicKey, SecretKey, Signed};
+use custos_ledger::hash::Sha256Hash;
+use custos_ledger::merkle::{verify_consistency, verify_inclusion};
+use custos_ledger::message::{
+    EvidenceKind, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
+};
+use custos_node::keys::{KeyFile, KeyKind};
+use custos_rpc::{CheckpointSource, CustosApiClient, SubmitMessage, codes};
+
+const NETWORK: &str = "custos-it";
+const ORIGIN: &str = "custos.test/it";
+const VALIDATORS: usize = 4;
+const COLLECTORS: usize = 1;
+const DEADLINE: Duration = Duration::from_secs(40);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Validator {
+    name: String,
+    dir: PathBuf,
+    rpc: String,
+    child: Option<Child>,
+}
+
+impl Validator {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_custos"))
+            .args(["node", "run", "--config"])
+            .arg(self.dir.join("node.toml"))
+            .env("CUSTOS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    fn client(&self) -> HttpClient {
+        custos_node::send::client(&self.rpc).unwrap()
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Network {
+    _dir: tempfile::TempDir,
+    validators: Vec<Validator>,
+    validator_keys: Vec<PublicKey>,
+    collectors: Vec<SecretKey>,
+}
+
+/// Keys, genesis and configurations for four validators and four collectors.
+fn network() -> Network {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("keys")).unwrap();
+    let mut spec = format!("network = \"{NETWORK}\"\nlog_origin = \"custos.test/it\"\n");
+    let mut validators = Vec::new();
+    let mut validator_keys = Vec::new();
+    for i in 0..VALIDATORS {
+        let name = format!("v{i}");
+        let (file, key) = KeyFile::generate(KeyKind::Validator);
+        validator_keys.push(key.public());
+        file.write_new(&root.join(format!("keys/{name}.json")))
+            .unwrap();
+        let p2p = free_port();
+        let rpc = free_port();
+        spec.push_str(&format!(
+            "[[validators]]\nname = \"{name}\"\norg = \"org{i}\"\nrole = \"warning\"\nkey = \"keys/{name}.json\"\np2p_address = \"/ip4/127.0.0.1/tcp/{p2p}\"\n"
+        ));
+        let vdir = root.join(&name);
+        std::fs::create_dir_all(&vdir).unwrap();
+        std::fs::write(
+            vdir.join("node.toml"),
+            format!(
+                "data_dir = \".\"\ngenesis = \"../genesis.json\"\nvalidator_key = \"../keys/{name}.json\"\np2p_listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\nrpc_listen = \"127.0.0.1:{rpc}\"\n\n[consensus]\npropose_timeout_ms = 1000\nvote_timeout_ms = 500\ntimeout_increase_ms = 500\n"
+            ),
+        )
+        .unwrap();
+        validators.push(Validator {
+            name,
+            dir: vdir,
+            rpc: format!("http://127.0.0.1:{rpc}"),
+            child: None,
+        });
+    }
+    let mut collectors = Vec::new();
+    for i in 0..COLLECTORS {
+        let (file, key) = KeyFile::generate(KeyKind::Collector);
+        file.write_new(&root.join(format!("keys/c{i}.json")))
+            .unwrap();
+        spec.push_str(&format!(
+            "[[collectors]]\nname = \"c{i}\"\nclient = \"client{}\"\nkey = \"keys/c{i}.json\"\n",
+            i % 2
+        ));
+        collectors.push(key);
+    }
+    spec.push_str("[params]\nempty_block_interval_ms = 2000\n");
+    std::fs::write(root.join("network.toml"), spec).unwrap();
+    let genesis =
+        custos_node::genesis_spec::build(&root.join("network.toml"), UnixMillis(1)).unwrap();
+    std::fs::write(
+        root.join("genesis.json"),
+        serde_json::to_string(&genesis).unwrap(),
+    )
+    .unwrap();
+    Network {
+        _dir: dir,
+        validators,
+        validator_keys,
+        collectors,
+    }
+}
+
+/// A collector's messages, chained, as RPC submissions with their leaf hashes.
+fn chain(
+    key: &SecretKey,
+    client: &str,
+    count: usize,
+    payload_bytes: usize,
+) -> Vec<(SubmitMessage, Sha256Hash)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut prev = Sha256Hash::ZERO;
+    (1..=count as u64)
+        .map(|sequence| {
+            let mut payload = format!("{client} seq {sequence} ").into_bytes();
+            payload.resize(payload_bytes, b'x');
+            let message = Message {
+                network: Text::new(NETWORK).unwrap(),
+                author: key.public().key_id(),
+                client: Text::new(client).unwrap(),
+                sequence,
+                prev,
+                kind: Kind::Evidence {
+                    evidence: EvidenceKind::LogLine,
+                },
+                format: SourceFormat::Raw,
+                occurred_at: None,
+                observed_at: UnixMillis(sequence),
+                severity: None,
+                rule_id: None,
+                host: None,
+                attack_ids: List::empty(),
+                references: List::empty(),
+                parse_error: None,
+                payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), &payload),
+            };
+            let envelope = Signed::sign(message, key);
+            prev = envelope.leaf_hash();
+            (
+                SubmitMessage {
+                    envelope: b64.encode(envelope.leaf_bytes()),
+                    payload: b64.encode(&payload),
+                },
+                prev,
+            )
+        })
+        .collect()
+}
+
+async fn wait_until_serving(validators: &[Validator]) {
+    let start = Instant::now();
+    for v in validators.iter().filter(|v| v.child.is_some()) {
+        while v.client().status().await.is_err() {
+            assert!(start.elapsed() < DEADLINE, "{} never served RPC", v.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn wait_for_log_size(validators: &[Validator], size: u64) -> Sha256Hash {
+    let start = Instant::now();
+    loop {
+        let mut statuses = Vec::new();
+        for v in validators {
+            if let Ok(status) = v.client().status().await {
+                statuses.push(status);
+            }
+        }
+        if statuses.len() == validators.len() && statuses.iter().all(|s| s.log_size >= size) {
+            let roots: Vec<_> = statuses.iter().map(|s| (s.log_size, s.log_root)).collect();
+            if roots.windows(2).all(|w| w[0] == w[1]) {
+                return roots[0].1;
+            }
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "validators did not all reach log size {size}: {:?}",
+            statuses
+                .iter()
+                .map(|s| (s.validator.clone(), s.height, s.log_size))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The code and message of a refused call (with its data, where jsonrpsee puts the
+/// details of invalid params).
+fn refusal<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (i32, String) {
+    match result {
+        Err(ClientError::Call(e)) => match e.data() {
+            Some(data) => (e.code(), format!("{}: {}", e.message(), data.get())),
+            None => (e.code(), e.message().to_owned()),
+        },
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+}
+
+fn policy(keys: &[PublicKey], names: &[&str], threshold: usize) -> QuorumPolicy {
+    let cosigners = keys
+        .iter()
+        .zip(names)
+        .map(|(k, n)| {
+            CosignatureVerifier::from_public_key(KeyName::new(*n).unwrap(), &k.0).unwrap()
+        })
+        .collect();
+    QuorumPolicy::new(ORIGIN, cosigners, threshold).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_reads_verify_independently_and_refuse_precisely() {
+    let mut net = network();
+    for v in &mut net.validators {
+        v.start();
+    }
+    wait_until_serving(&net.validators).await;
+    let client = net.validators[0].client();
+    let messages = chain(&net.collectors[0], "client0", 5, 64);
+    let response = client
+        .submit(messages.iter().map(|(m, _)| m.clone()).collect())
+        .await
+        .unwrap();
+    assert_eq!(response.admitted, 5, "{:?}", response.results);
+    let hashes: Vec<Sha256Hash> = messages.iter().map(|(_, h)| *h).collect();
+    wait_for_log_size(&net.validators, 5).await;
+
+    // Blocks: walking them from height 1 gives the submitted leaves in order, each block's
+    // range ending at its header's log size, finalized by a quorum.
+    let status = client.status().await.unwrap();
+    let mut leaves = Vec::new();
+    for height in 1..=status.height {
+        let block = client.get_block(height).await.unwrap();
+        assert_eq!(block.header.height, height);
+        assert_eq!(block.first_leaf, leaves.len() as u64);
+        assert_eq!(
+            block.header.log_size,
+            block.first_leaf + block.leaf_hashes.len() as u64
+        );
+        assert!(block.commit_signatures >= 3, "{}", block.commit_signatures);
+        if height > 1 {
+            let parent = client.get_block(height - 1).await.unwrap();
+            assert_eq!(block.header.parent, parent.id);
+        }
+        leaves.extend(block.leaf_hashes);
+    }
+    assert_eq!(leaves[..5], hashes[..]);
+    let (code, message) = refusal(client.get_block(0).await);
+    assert_eq!(code, codes::NOT_FOUND);
+    assert!(
+        message.contains("no block at height 0: blocks are numbered from 1"),
+        "{message}"
+    );
+    let (code, message) = refusal(client.get_block(u64::MAX).await);
+    assert_eq!(code, codes::NOT_FOUND);
+    assert!(
+        message.contains(&format!("no block at height {}", u64::MAX)),
+        "{message}"
+    );
+
+    // The checkpoint of the head is cosigned by the answering validator alone: a policy
+    // trusting that validator accepts it, a 3-of-4 quorum policy refuses it.
+    let names = ["v0", "v1", "v2", "v3"];
+    let alone = policy(&net.validator_keys[..1], &names[..1], 1);
+    let quorum = policy(&net.validator_keys, &names, 3);
+    let checkpoint = client.get_checkpoint(None).await.unwrap();
+    assert_eq!(checkpoint.source, CheckpointSource::SingleValidator);
+    assert_eq!(checkpoint.signers, vec!["v0".to_owned()]);
+    assert!(checkpoint.tree_size >= 5);
+    let verified = alone.verify_bytes(checkpoint.note.as_bytes()).unwrap();
+    assert_eq!(verified.checkpoint().root().hash, checkpoint.root);
+    assert_eq!(verified.checkpoint().root().tree_size, checkpoint.tree_size);
+    assert!(quorum.verify_bytes(checkpoint.note.as_bytes()).is_err());
+    let parsed = Checkpoint::from_note(&Note::parse(checkpoint.note.as_bytes()).unwrap()).unwrap();
+    assert_eq!(parsed.origin(), ORIGIN);
+    let (code, message) = refusal(client.get_checkpoint(Some(1 << 40)).await);
+    assert_eq!(code, codes::NOT_FOUND);
+    assert!(
+        message.contains(&format!("tree size {} is beyond the log", 1u64 << 40)),
+        "{message}"
+    );
+    let (code, message) = refusal(client.get_checkpoint(Some(1)).await);
+    assert_eq!(code, codes::NOT_FOUND);
+    assert!(
+        message.contains("no checkpoint is stored for tree size 1"),
+        "{message}"
+    );
+
+    // Inclusion proofs: the JSON path and the tlog-proof both verify, for every leaf,
+    // and on a validator other than the one that took the submission.
+    let other = net.validators[2].client();
+    let other_alone = policy(&net.validator_keys[2..3], &names[2..3], 1);
+    for (index, hash) in hashes.iter().enumerate() {
+        let proof = other.get_inclusion_proof(*hash, None).await.unwrap();
+        assert_eq!(proof.leaf_index, index as u64);
+        assert_eq!(proof.checkpoint.signers, vec!["v2".to_owned()]);
+        verify_inclusion(
+            hash.as_bytes(),
+            proof.leaf_index,
+            proof.tree_size,
+            &proof.path,
+            proof.root.as_bytes(),
+        )
+        .unwrap();
+        let tlog = TlogProof::parse(proof.tlog_proof.as_bytes()).unwrap();
+        assert_eq!(tlog.index(), index as u64);
+        tlog.verify(hash, &other_alone).unwrap();
+        // A proof checked against another leaf's hash must fail.
+        let wrong = hashes[(index + 1) % hashes.len()];
+        assert!(tlog.verify(&wrong, &other_alone).is_err());
+        assert!(
+            tlog.verify(hash, &alone).is_err(),
+            "v0 did not sign v2's checkpoint"
+        );
+    }
+    let unknown = Sha256Hash::digest(b"never submitted");
+    let (code, message) = refusal(client.get_inclusion_proof(unknown, None).await);
+    assert_eq!(code, codes::NOT_FOUND);
+    assert_eq!(
+        message,
+        format!("no message with leaf hash {unknown} is in the log")
+    );
+    let (code, message) = refusal(client.get_inclusion_proof(hashes[0], Some(1)).await);
+    assert_eq!(code, codes::NOT_FOUND);
+    assert!(
+        message.contains("no checkpoint is stored for tree size 1"),
+        "{message}"
+    );
+
+    // Consistency proofs between every pair of sizes up to the leaves seen verify
+    // against the roots the block headers committed to.
+    let mut roots = vec![(0, None)];
+    for height in 1..=status.height {
+        let header = client.get_block(height).await.unwrap().header;
+        roots.push((header.log_size, Some(header.log_root)));
+    }
+    for &(old_size, old_root) in &roots {
+        for &(new_size, new_root) in &roots {
+            if old_size > new_size || old_size == 0 {
+                continue;
+            }
+            let proof = client
+                .get_consistency_proof(old_size, Some(new_size))
+                .await
+                .unwrap();
+            if let Some(root) = old_root {
+                assert_eq!(proof.old_root, root);
+            }
+            assert_eq!(Some(proof.new_root), new_root.or(Some(proof.new_root)));
+            verify_consistency(
+                old_size,
+                new_size,
+                proof.old_root.as_bytes(),
+                proof.new_root.as_bytes(),
+                &proof.path,
+            )
+            .unwrap();
+        }
+    }
+    let (code, message) = refusal(client.get_consistency_proof(0, Some(3)).await);
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert!(message.contains("old_size must be at least 1"), "{message}");
+    let latest = client.get_consistency_proof(2, None).await.unwrap();
+    assert!(latest.new_size >= 5);
+    let (code, message) = refusal(client.get_consistency_proof(4, Some(3)).await);
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert_eq!(message, "old_size 4 is larger than new_size 3");
+    let (code, message) = refusal(client.get_consistency_proof(1, Some(1 << 50)).await);
+    assert_eq!(code, codes::NOT_FOUND);
+    assert!(message.contains("is beyond the log"), "{message}");
+
+    // Malformed parameters are refused with invalid params, naming the problem.
+    let raw = &client;
+    let bad: Result<serde_json::Value, _> = raw
+        .request("custos_getInclusionProof", rpc_params!["zz"])
+        .await;
+    let (code, message) = refusal(bad);
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert!(message.contains("64 hex digits"), "{message}");
+    let bad: Result<serde_json::Value, _> =
+        raw.request("custos_getBlock", rpc_params!["seven"]).await;
+    assert_eq!(refusal(bad).0, codes::INVALID_INPUT);
+    let bad: Result<serde_json::Value, _> = raw.request("custos_getBlock", rpc_params![-1]).await;
+    assert_eq!(refusal(bad).0, codes::INVALID_INPUT);
+    // And the node keeps serving.
+    client.get_block(1).await.unwrap();
+}
