@@ -3,13 +3,17 @@
 //! They run against the ledger alone, at one tree size chosen at the start of each call,
 //! so a block committed meanwhile never mixes two log sizes into one answer.
 
+use base64::Engine as _;
 use custos_ledger::c2sp::{Checkpoint, CosignatureSigner, KeyName, Note, TlogProof};
 use custos_ledger::crypto::SecretKey;
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::merkle::Root;
+use custos_ledger::message::Envelope;
 use custos_ledger::storage::{Backend, Ledger, StorageError};
+use custos_rpc::token::{Caller, may_read};
 use custos_rpc::{
-    BlockInfo, CheckpointInfo, CheckpointSource, ConsistencyProofInfo, InclusionProofInfo, codes,
+    BlockInfo, CheckpointInfo, CheckpointSource, ConsistencyProofInfo, InclusionProofInfo,
+    MessageInfo, MessageRef, PayloadInfo, codes,
 };
 
 /// Why a public read could not be answered.
@@ -68,6 +72,32 @@ pub enum ReadError {
         "old_size 0: every tree is consistent with the empty tree; old_size must be at least 1"
     )]
     EmptyOldTree,
+    /// The message reference is not exactly one of the three forms.
+    #[error(
+        "name the message by exactly one of: leaf_index; leaf_hash; author with sequence ({0})"
+    )]
+    BadReference(&'static str),
+    /// The reference names no committed message.
+    #[error("no committed message has {0}")]
+    NoSuchMessage(String),
+    /// The caller's role does not permit this message.
+    #[error(
+        "organisation {org} (role {role}) may not read {kind} messages about client {client}; \
+         see the permission table"
+    )]
+    Forbidden {
+        /// Caller.
+        org: String,
+        /// Its role.
+        role: String,
+        /// The message kind.
+        kind: &'static str,
+        /// The message's client.
+        client: String,
+    },
+    /// The payload was redacted.
+    #[error("the payload of leaf {0} was redacted; its envelope and proofs remain")]
+    Redacted(u64),
     /// The store failed or holds something unreadable.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
@@ -86,13 +116,18 @@ impl ReadError {
     /// for contradictory requests, internal for failures of the node.
     pub fn code(&self) -> i32 {
         match self {
-            Self::SizesReversed { .. } | Self::EmptyOldTree => codes::INVALID_INPUT,
+            Self::SizesReversed { .. } | Self::EmptyOldTree | Self::BadReference(_) => {
+                codes::INVALID_INPUT
+            }
+            Self::Forbidden { .. } => codes::FORBIDDEN,
             Self::Storage(_) | Self::Build { .. } => codes::INTERNAL,
             Self::NoBlock { .. }
             | Self::BeyondLog { .. }
             | Self::NoCheckpoint { .. }
             | Self::UnknownLeaf(_)
-            | Self::LeafAfterSize { .. } => codes::NOT_FOUND,
+            | Self::LeafAfterSize { .. }
+            | Self::NoSuchMessage(_)
+            | Self::Redacted(_) => codes::NOT_FOUND,
         }
     }
 }
@@ -259,6 +294,134 @@ impl<B: Backend> Reader<'_, B> {
             new_size,
             new_root: self.ledger.root(new_size)?.hash,
             path: proof.path,
+        })
+    }
+}
+
+impl<B: Backend> Reader<'_, B> {
+    /// The leaf index `reference` names, within the current log.
+    fn resolve(&self, reference: &MessageRef) -> Result<u64, ReadError> {
+        let found = match reference {
+            MessageRef {
+                leaf_index: Some(index),
+                leaf_hash: None,
+                author: None,
+                sequence: None,
+            } => (
+                Some(*index).filter(|&i| i < self.ledger.log().map_or(0, |l| l.tree_size)),
+                format!("leaf index {index}"),
+            ),
+            MessageRef {
+                leaf_index: None,
+                leaf_hash: Some(hash),
+                author: None,
+                sequence: None,
+            } => (self.ledger.leaf_index(hash)?, format!("leaf hash {hash}")),
+            MessageRef {
+                leaf_index: None,
+                leaf_hash: None,
+                author: Some(author),
+                sequence: Some(sequence),
+            } => (
+                self.ledger.leaf_by_sequence(author, *sequence)?,
+                format!("author {author} and sequence {sequence}"),
+            ),
+            MessageRef {
+                author: Some(_),
+                sequence: None,
+                ..
+            }
+            | MessageRef {
+                author: None,
+                sequence: Some(_),
+                ..
+            } => return Err(ReadError::BadReference("author and sequence go together")),
+            MessageRef {
+                leaf_index: None,
+                leaf_hash: None,
+                ..
+            } => return Err(ReadError::BadReference("none was given")),
+            _ => return Err(ReadError::BadReference("more than one was given")),
+        };
+        found.0.ok_or(ReadError::NoSuchMessage(found.1))
+    }
+
+    /// The envelope `reference` names, if `caller` may read it.
+    fn permitted(
+        &self,
+        caller: &Caller,
+        reference: &MessageRef,
+    ) -> Result<(u64, Envelope), ReadError> {
+        let index = self.resolve(reference)?;
+        let envelope = self
+            .ledger
+            .envelope(index)?
+            .ok_or_else(|| ReadError::NoSuchMessage(format!("leaf index {index}")))?;
+        let message = &envelope.body;
+        if !may_read(caller, &message.kind, &message.client) {
+            return Err(ReadError::Forbidden {
+                org: caller.org.to_string(),
+                role: serde_json::to_value(caller.role)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                kind: message.kind.name(),
+                client: message.client.to_string(),
+            });
+        }
+        Ok((index, envelope))
+    }
+
+    /// The message `reference` names, if `caller` may read it.
+    pub fn message(
+        &self,
+        caller: &Caller,
+        reference: &MessageRef,
+    ) -> Result<MessageInfo, ReadError> {
+        let (index, envelope) = self.permitted(caller, reference)?;
+        let height = self
+            .ledger
+            .leaf_height(index)?
+            .ok_or_else(|| ReadError::NoSuchMessage(format!("leaf index {index}")))?;
+        let committed_at_ms =
+            self.ledger
+                .header(height)?
+                .map(|h| h.time.0)
+                .ok_or(ReadError::NoBlock {
+                    height,
+                    head: height,
+                })?;
+        let leaf = envelope.leaf_bytes();
+        Ok(MessageInfo {
+            leaf_index: index,
+            leaf_hash: envelope.leaf_hash(),
+            height,
+            committed_at_ms,
+            envelope: base64::engine::general_purpose::STANDARD.encode(leaf),
+            message: envelope.body,
+        })
+    }
+
+    /// The payload of the message `reference` names, if `caller` may read it.
+    pub fn payload(
+        &self,
+        caller: &Caller,
+        reference: &MessageRef,
+    ) -> Result<PayloadInfo, ReadError> {
+        let (index, envelope) = self.permitted(caller, reference)?;
+        let payload = self
+            .ledger
+            .payload(index)?
+            .ok_or(ReadError::Redacted(index))?;
+        let descriptor = &envelope.body.payload;
+        descriptor
+            .check(&payload)
+            .map_err(|e| build("payload")(format!("stored payload of leaf {index}: {e}")))?;
+        Ok(PayloadInfo {
+            leaf_index: index,
+            media_type: descriptor.media_type.to_string(),
+            sha256: descriptor.sha256,
+            payload: base64::engine::general_purpose::STANDARD.encode(payload),
         })
     }
 }

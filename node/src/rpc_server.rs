@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use jsonrpsee::Extensions;
 use jsonrpsee::core::{RpcResult, async_trait};
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -12,10 +13,11 @@ use custos_ledger::block::Entry;
 use custos_ledger::codec::Bytes;
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::message::Envelope;
+use custos_rpc::token::{Caller, RpcToken};
 use custos_rpc::{
     BlockInfo, CheckpointInfo, ConsistencyProofInfo, CustosApiServer, InclusionProofInfo,
-    MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, NodeStatus, SubmitMessage, SubmitResponse, SubmitResult,
-    SubmitStatus, codes,
+    MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, MessageInfo, MessageRef, NodeStatus, PayloadInfo,
+    SubmitMessage, SubmitResponse, SubmitResult, SubmitStatus, codes,
 };
 
 use crate::mempool::Rejection;
@@ -36,7 +38,79 @@ fn internal(message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(codes::INTERNAL, message.into(), None::<()>)
 }
 
+/// The `Authorization` header of the HTTP request a call came in, for the methods that
+/// need a caller.
+#[derive(Clone, Debug)]
+struct AuthHeader(String);
+
+/// Copies the `Authorization` header into the request's extensions, which jsonrpsee hands
+/// to the methods declared `with_extensions`.
+#[derive(Clone, Debug)]
+struct AuthLayer;
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around the RPC service.
+#[derive(Clone, Debug)]
+struct AuthService<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<jsonrpsee::server::HttpRequest<B>> for AuthService<S>
+where
+    S: tower::Service<jsonrpsee::server::HttpRequest<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: jsonrpsee::server::HttpRequest<B>) -> Self::Future {
+        let header = request
+            .headers()
+            .get("authorization")
+            .map(|v| AuthHeader(String::from_utf8_lossy(v.as_bytes()).into_owned()));
+        if let Some(header) = header {
+            request.extensions_mut().insert(header);
+        }
+        self.inner.call(request)
+    }
+}
+
 impl RpcService {
+    /// The organisation the call's credential proves.
+    fn authenticate(&self, ext: &Extensions) -> RpcResult<Caller> {
+        let unauthenticated =
+            |m: String| ErrorObjectOwned::owned(codes::UNAUTHENTICATED, m, None::<()>);
+        let header = ext.get::<AuthHeader>().ok_or_else(|| {
+            unauthenticated(
+                "this method needs an organisation credential: send the HTTP header \
+                 \"Authorization: Custos <token>\" with a token from `custos token`"
+                    .into(),
+            )
+        })?;
+        let chain = self.shared.chain.read().expect("chain lock");
+        RpcToken::verify_header(
+            &header.0,
+            chain.membership(),
+            chain.genesis.network.as_str(),
+            crate::runtime::now_ms(),
+        )
+        .map_err(|e| unauthenticated(format!("credential refused: {e}")))
+    }
+
     /// Runs a public read on a blocking thread (RocksDB reads block) against the ledger,
     /// without holding the chain lock while it reads.
     async fn read<T: Send + 'static>(
@@ -204,6 +278,16 @@ impl CustosApiServer for RpcService {
             .await
     }
 
+    async fn get_message(&self, ext: &Extensions, message: MessageRef) -> RpcResult<MessageInfo> {
+        let caller = self.authenticate(ext)?;
+        self.read(move |r| r.message(&caller, &message)).await
+    }
+
+    async fn get_payload(&self, ext: &Extensions, message: MessageRef) -> RpcResult<PayloadInfo> {
+        let caller = self.authenticate(ext)?;
+        self.read(move |r| r.payload(&caller, &message)).await
+    }
+
     async fn get_consistency_proof(
         &self,
         old_size: u64,
@@ -223,7 +307,11 @@ pub async fn start(
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(MAX_REQUEST_BYTES)
         .build();
-    let server = Server::builder().set_config(config).build(address).await?;
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(AuthLayer))
+        .build(address)
+        .await?;
     let local = server.local_addr()?;
     let handle = server.start(RpcService { shared }.into_rpc());
     tracing::info!(address = %local, "serving JSON-RPC");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use jsonrpsee::core::ClientError;
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::HttpClient;
+use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 
 use custos_ledger::c2sp::{
@@ -24,12 +24,20 @@ use custos_ledger::message::{
     EvidenceKind, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
 };
 use custos_node::keys::{KeyFile, KeyKind};
-use custos_rpc::{CheckpointSource, CustosApiClient, SubmitMessage, codes};
+use custos_rpc::token::RpcToken;
+use custos_rpc::{CheckpointSource, CustosApiClient, MessageRef, SubmitMessage, codes};
 
 const NETWORK: &str = "custos-it";
 const ORIGIN: &str = "custos.test/it";
 const VALIDATORS: usize = 4;
 const COLLECTORS: usize = 1;
+/// Organisations in genesis, with their roles.
+const ORGANISATIONS: [(&str, &str); 4] = [
+    ("forensics", "response"),
+    ("insurer", "insurer"),
+    ("client0", "client"),
+    ("client1", "client"),
+];
 const DEADLINE: Duration = Duration::from_secs(40);
 
 fn free_port() -> u16 {
@@ -84,7 +92,7 @@ impl Drop for Validator {
 }
 
 struct Network {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     validators: Vec<Validator>,
     validator_keys: Vec<PublicKey>,
     collectors: Vec<SecretKey>,
@@ -136,6 +144,14 @@ fn network() -> Network {
         ));
         collectors.push(key);
     }
+    for (id, role) in ORGANISATIONS {
+        let path = root.join(format!("keys/{id}.json"));
+        let (file, _) = KeyFile::generate(KeyKind::Organisation);
+        file.write_new(&path).unwrap();
+        spec.push_str(&format!(
+            "[[organisations]]\nid = \"{id}\"\nrole = \"{role}\"\nkey = \"keys/{id}.json\"\n"
+        ));
+    }
     spec.push_str("[params]\nempty_block_interval_ms = 2000\n");
     std::fs::write(root.join("network.toml"), spec).unwrap();
     let genesis =
@@ -146,7 +162,7 @@ fn network() -> Network {
     )
     .unwrap();
     Network {
-        _dir: dir,
+        dir,
         validators,
         validator_keys,
         collectors,
@@ -435,4 +451,288 @@ async fn public_reads_verify_independently_and_refuse_precisely() {
     assert_eq!(refusal(bad).0, codes::INVALID_INPUT);
     // And the node keeps serving.
     client.get_block(1).await.unwrap();
+}
+
+/// A token issued by the `custos token` command for organisation `org`.
+fn cli_token(net: &Network, org: &str, ttl_s: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args([
+            "token",
+            "--org",
+            org,
+            "--network",
+            NETWORK,
+            "--ttl-s",
+            ttl_s,
+            "--key",
+        ])
+        .arg(net.dir.path().join(format!("keys/{org}.json")))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn org_key(net: &Network, org: &str) -> SecretKey {
+    KeyFile::load(
+        &net.dir.path().join(format!("keys/{org}.json")),
+        KeyKind::Organisation,
+    )
+    .unwrap()
+}
+
+/// A client that sends `authorization` as its Authorization header.
+fn client_with(url: &str, authorization: &str) -> HttpClient {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(authorization).unwrap(),
+    );
+    HttpClientBuilder::default()
+        .set_headers(headers)
+        .build(url)
+        .unwrap()
+}
+
+fn by_hash(hash: Sha256Hash) -> MessageRef {
+    MessageRef {
+        leaf_hash: Some(hash),
+        ..MessageRef::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticated_reads_check_credentials_and_roles() {
+    let mut net = network();
+    for v in &mut net.validators {
+        v.start();
+    }
+    wait_until_serving(&net.validators).await;
+    let url = net.validators[1].rpc.clone();
+    let messages = chain(&net.collectors[0], "client0", 3, 100);
+    let payloads: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|(m, _)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(&m.payload)
+                .unwrap()
+        })
+        .collect();
+    let response = net.validators[0]
+        .client()
+        .submit(messages.iter().map(|(m, _)| m.clone()).collect())
+        .await
+        .unwrap();
+    assert_eq!(response.admitted, 3, "{:?}", response.results);
+    let hashes: Vec<Sha256Hash> = messages.iter().map(|(_, h)| *h).collect();
+    wait_for_log_size(&net.validators, 3).await;
+
+    // A response organisation reads envelopes by each of the three references, and
+    // payloads whose SHA-256 matches the envelope.
+    let forensics = client_with(
+        &url,
+        &format!("Custos {}", cli_token(&net, "forensics", "600")),
+    );
+    let author = net.collectors[0].public().key_id();
+    for (i, hash) in hashes.iter().enumerate() {
+        let references = [
+            by_hash(*hash),
+            MessageRef {
+                leaf_index: Some(i as u64),
+                ..MessageRef::default()
+            },
+            MessageRef {
+                author: Some(author),
+                sequence: Some(i as u64 + 1),
+                ..MessageRef::default()
+            },
+        ];
+        for reference in references {
+            let info = forensics.get_message(reference).await.unwrap();
+            assert_eq!(info.leaf_index, i as u64);
+            assert_eq!(info.leaf_hash, *hash);
+            assert_eq!(info.message.sequence, i as u64 + 1);
+            assert_eq!(info.message.client.as_str(), "client0");
+            let leaf = base64::engine::general_purpose::STANDARD
+                .decode(&info.envelope)
+                .unwrap();
+            assert_eq!(custos_ledger::merkle::hash_leaf(&leaf), *hash);
+            let block = forensics.get_block(info.height).await.unwrap();
+            assert_eq!(block.header.time.0, info.committed_at_ms);
+            assert!(block.leaf_hashes.contains(hash));
+        }
+        let payload = forensics.get_payload(by_hash(*hash)).await.unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&payload.payload)
+            .unwrap();
+        assert_eq!(bytes, payloads[i]);
+        assert_eq!(Sha256Hash::digest(&bytes), payload.sha256);
+        assert_eq!(payload.media_type, "text/plain");
+    }
+
+    // The client the evidence is about may read it; another client and an insurer may not.
+    let client0 = client_with(
+        &url,
+        &format!("Custos {}", cli_token(&net, "client0", "60")),
+    );
+    client0.get_payload(by_hash(hashes[0])).await.unwrap();
+    for (org, role) in [("client1", "client"), ("insurer", "insurer")] {
+        let c = client_with(&url, &format!("Custos {}", cli_token(&net, org, "60")));
+        let (code, message) = refusal(c.get_message(by_hash(hashes[0])).await);
+        assert_eq!(code, codes::FORBIDDEN, "{org}");
+        assert_eq!(
+            message,
+            format!(
+                "organisation {org} (role {role}) may not read evidence messages about client \
+                 client0; see the permission table"
+            )
+        );
+        assert_eq!(
+            refusal(c.get_payload(by_hash(hashes[0])).await).0,
+            codes::FORBIDDEN
+        );
+    }
+
+    // Refused credentials, each with the reason.
+    let (code, message) = refusal(
+        net.validators[1]
+            .client()
+            .get_message(by_hash(hashes[0]))
+            .await,
+    );
+    assert_eq!(code, codes::UNAUTHENTICATED);
+    assert!(
+        message.contains("needs an organisation credential"),
+        "{message}"
+    );
+    let network = Text::new(NETWORK).unwrap();
+    let forensics_key = org_key(&net, "forensics");
+    let now = custos_node::runtime::now_ms();
+    let expired = RpcToken::issue(
+        &forensics_key,
+        network.clone(),
+        Text::new("forensics").unwrap(),
+        UnixMillis(now.0 - 3_600_000),
+        600_000,
+    );
+    let outsider = RpcToken::issue(
+        &SecretKey::generate(),
+        network.clone(),
+        Text::new("forensics").unwrap(),
+        now,
+        600_000,
+    );
+    let misnamed = RpcToken::issue(
+        &org_key(&net, "insurer"),
+        network.clone(),
+        Text::new("forensics").unwrap(),
+        now,
+        600_000,
+    );
+    let elsewhere = RpcToken::issue(
+        &forensics_key,
+        Text::new("custos-other").unwrap(),
+        Text::new("forensics").unwrap(),
+        now,
+        600_000,
+    );
+    let too_long = RpcToken::issue(
+        &forensics_key,
+        network.clone(),
+        Text::new("forensics").unwrap(),
+        now,
+        custos_rpc::token::MAX_TOKEN_TTL_MS + 1,
+    );
+    let mut tampered = cli_token(&net, "forensics", "600").into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let cases = [
+        (format!("Bearer {expired}"), "must be \"Custos <token>\""),
+        (format!("Custos {expired}"), "token expired at"),
+        (
+            format!("Custos {outsider}"),
+            "is not an organisation key of this network",
+        ),
+        (
+            format!("Custos {misnamed}"),
+            "is not a key of organisation forensics",
+        ),
+        (
+            format!("Custos {elsewhere}"),
+            "token is for network custos-other, this is custos-it",
+        ),
+        (
+            format!("Custos {too_long}"),
+            "is not within 1..=86400000 ms",
+        ),
+        (format!("Custos {tampered}"), "credential refused"),
+        ("Custos !!!".to_owned(), "not base64url"),
+        (format!("Custos {}", "A".repeat(600)), "at most 512"),
+    ];
+    for (header, expected) in cases {
+        let c = client_with(&url, &header);
+        let (code, message) = refusal(c.get_payload(by_hash(hashes[0])).await);
+        assert_eq!(code, codes::UNAUTHENTICATED, "{header}");
+        assert!(message.contains(expected), "{header}: {message}");
+    }
+
+    // References that are not exactly one form, or name nothing.
+    let bad_refs = [
+        (MessageRef::default(), "none was given"),
+        (
+            MessageRef {
+                leaf_index: Some(0),
+                leaf_hash: Some(hashes[0]),
+                ..MessageRef::default()
+            },
+            "more than one was given",
+        ),
+        (
+            MessageRef {
+                author: Some(author),
+                ..MessageRef::default()
+            },
+            "author and sequence go together",
+        ),
+    ];
+    for (reference, expected) in bad_refs {
+        let (code, message) = refusal(forensics.get_message(reference).await);
+        assert_eq!(code, codes::INVALID_INPUT);
+        assert!(message.contains(expected), "{message}");
+    }
+    let (code, message) = refusal(
+        forensics
+            .get_message(MessageRef {
+                leaf_index: Some(1_000_000),
+                ..MessageRef::default()
+            })
+            .await,
+    );
+    assert_eq!(code, codes::NOT_FOUND);
+    assert_eq!(message, "no committed message has leaf index 1000000");
+    let (code, message) = refusal(
+        forensics
+            .get_message(MessageRef {
+                author: Some(author),
+                sequence: Some(4),
+                ..MessageRef::default()
+            })
+            .await,
+    );
+    assert_eq!(code, codes::NOT_FOUND);
+    assert!(message.contains("and sequence 4"), "{message}");
+    let unknown_field: Result<serde_json::Value, _> = forensics
+        .request(
+            "custos_getMessage",
+            rpc_params![serde_json::json!({"leaf": 0})],
+        )
+        .await;
+    let (code, message) = refusal(unknown_field);
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert!(message.contains("unknown field `leaf`"), "{message}");
 }

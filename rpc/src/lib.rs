@@ -6,7 +6,11 @@ use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
 use custos_ledger::block::{BlockHeader, BlockId};
+use custos_ledger::crypto::KeyId;
 use custos_ledger::hash::Sha256Hash;
+use custos_ledger::message::Message;
+
+pub mod token;
 
 /// Most messages in one `custos_submit` call.
 pub const MAX_SUBMIT_BATCH: usize = 1_000;
@@ -26,6 +30,60 @@ pub mod codes {
     /// The request was well formed but names something the node does not have (a block
     /// height beyond the chain, an unknown leaf hash, a tree size beyond the log).
     pub const NOT_FOUND: i32 = -32004;
+    /// The method needs an organisation's credential and none valid was presented (the
+    /// message says what was wrong with it).
+    pub const UNAUTHENTICATED: i32 = -32010;
+    /// The credential is valid but the organisation's role does not permit the read.
+    pub const FORBIDDEN: i32 = -32011;
+}
+
+/// Which message to read: exactly one of `leaf_index`, `leaf_hash`, or `author` with
+/// `sequence`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRef {
+    /// Index in the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_index: Option<u64>,
+    /// RFC 9162 leaf hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_hash: Option<Sha256Hash>,
+    /// Author (collector or organisation) key id, with `sequence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<KeyId>,
+    /// The author's sequence number, with `author`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+}
+
+/// The answer to `custos_getMessage`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageInfo {
+    /// Index in the log.
+    pub leaf_index: u64,
+    /// RFC 9162 leaf hash.
+    pub leaf_hash: Sha256Hash,
+    /// Height of the block that committed it.
+    pub height: u64,
+    /// The block time: when the network committed it, milliseconds since the epoch.
+    pub committed_at_ms: u64,
+    /// The signed message, as JSON.
+    pub message: Message,
+    /// Base64 (standard) of the envelope's canonical encoding: the log leaf.
+    pub envelope: String,
+}
+
+/// The answer to `custos_getPayload`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadInfo {
+    /// Index in the log.
+    pub leaf_index: u64,
+    /// Media type from the envelope.
+    pub media_type: String,
+    /// SHA-256 the envelope commits to; the payload bytes hash to it.
+    pub sha256: Sha256Hash,
+    /// Base64 (standard) of the raw payload bytes.
+    pub payload: String,
 }
 
 /// One message to submit: the signed envelope and its payload.
@@ -223,4 +281,14 @@ pub trait CustosApi {
         old_size: u64,
         new_size: Option<u64>,
     ) -> RpcResult<ConsistencyProofInfo>;
+
+    /// A committed message's envelope. Needs an organisation credential whose role
+    /// permits the message's kind ([`token::may_read`]).
+    #[method(name = "getMessage", with_extensions)]
+    async fn get_message(&self, message: MessageRef) -> RpcResult<MessageInfo>;
+
+    /// A committed message's payload, checked against the envelope's digest. Needs an
+    /// organisation credential whose role permits the message's kind.
+    #[method(name = "getPayload", with_extensions)]
+    async fn get_payload(&self, message: MessageRef) -> RpcResult<PayloadInfo>;
 }
