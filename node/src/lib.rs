@@ -1,6 +1,7 @@
 //! The Custos validator node, collector and command-line tools.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod chain;
 pub mod config;
 pub mod genesis_spec;

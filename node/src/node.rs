@@ -100,6 +100,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         key,
         genesis_hash: genesis.hash(),
+        audit: Mutex::new(crate::audit::AuditQueue::default()),
     });
 
     let (_rpc_address, rpc_handle) =

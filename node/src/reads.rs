@@ -9,11 +9,12 @@ use custos_ledger::crypto::SecretKey;
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::merkle::Root;
 use custos_ledger::message::Envelope;
+use custos_ledger::message::{Kind, Role};
 use custos_ledger::storage::{Backend, Ledger, StorageError};
 use custos_rpc::token::{Caller, may_read};
 use custos_rpc::{
-    BlockInfo, CheckpointInfo, CheckpointSource, ConsistencyProofInfo, InclusionProofInfo,
-    MessageInfo, MessageRef, PayloadInfo, codes,
+    AuditLogPage, AuditRecord, BlockInfo, CheckpointInfo, CheckpointSource, ConsistencyProofInfo,
+    InclusionProofInfo, MAX_AUDIT_PAGE, MessageInfo, MessageRef, PayloadInfo, codes,
 };
 
 /// Why a public read could not be answered.
@@ -95,6 +96,9 @@ pub enum ReadError {
         /// The message's client.
         client: String,
     },
+    /// A page size of zero or above the maximum.
+    #[error("limit {0} is not within 1..={MAX_AUDIT_PAGE}")]
+    BadLimit(u32),
     /// The payload was redacted.
     #[error("the payload of leaf {0} was redacted; its envelope and proofs remain")]
     Redacted(u64),
@@ -116,9 +120,10 @@ impl ReadError {
     /// for contradictory requests, internal for failures of the node.
     pub fn code(&self) -> i32 {
         match self {
-            Self::SizesReversed { .. } | Self::EmptyOldTree | Self::BadReference(_) => {
-                codes::INVALID_INPUT
-            }
+            Self::SizesReversed { .. }
+            | Self::EmptyOldTree
+            | Self::BadReference(_)
+            | Self::BadLimit(_) => codes::INVALID_INPUT,
             Self::Forbidden { .. } => codes::FORBIDDEN,
             Self::Storage(_) | Self::Build { .. } => codes::INTERNAL,
             Self::NoBlock { .. }
@@ -422,6 +427,57 @@ impl<B: Backend> Reader<'_, B> {
             media_type: descriptor.media_type.to_string(),
             sha256: descriptor.sha256,
             payload: base64::engine::general_purpose::STANDARD.encode(payload),
+        })
+    }
+}
+
+impl<B: Backend> Reader<'_, B> {
+    /// A page of the access-audit records `caller` may see.
+    pub fn audit_log(
+        &self,
+        caller: &Caller,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<AuditLogPage, ReadError> {
+        let limit = limit.unwrap_or(MAX_AUDIT_PAGE);
+        if limit == 0 || limit > MAX_AUDIT_PAGE {
+            return Err(ReadError::BadLimit(limit));
+        }
+        let sees_all = matches!(caller.role, Role::ControlCenter | Role::Response);
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let audit_code = 6;
+        let indexes = self.ledger.kind_leaves(audit_code, from, limit as usize)?;
+        let mut records = Vec::new();
+        for &index in &indexes {
+            let envelope = self
+                .ledger
+                .envelope(index)?
+                .ok_or_else(|| ReadError::NoSuchMessage(format!("leaf index {index}")))?;
+            let Kind::AccessAudit(audit) = envelope.body.kind else {
+                return Err(build("audit log")(format!(
+                    "kind index lists leaf {index}, which is not an access-audit record"
+                )));
+            };
+            if !sees_all && audit.reader != caller.org {
+                continue;
+            }
+            let committed_at_ms = match self.ledger.leaf_height(index)? {
+                Some(height) => self.ledger.header(height)?.map_or(0, |h| h.time.0),
+                None => 0,
+            };
+            records.push(AuditRecord {
+                leaf_index: index,
+                validator: envelope.body.author,
+                committed_at_ms,
+                audit,
+            });
+        }
+        let next_after = (indexes.len() == limit as usize)
+            .then(|| indexes.last().copied())
+            .flatten();
+        Ok(AuditLogPage {
+            records,
+            next_after,
         })
     }
 }

@@ -15,11 +15,12 @@ use custos_ledger::hash::Sha256Hash;
 use custos_ledger::message::Envelope;
 use custos_rpc::token::{Caller, RpcToken};
 use custos_rpc::{
-    BlockInfo, CheckpointInfo, ConsistencyProofInfo, CustosApiServer, InclusionProofInfo,
-    MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, MessageInfo, MessageRef, NodeStatus, PayloadInfo,
-    SubmitMessage, SubmitResponse, SubmitResult, SubmitStatus, codes,
+    AuditLogPage, BlockInfo, CheckpointInfo, ConsistencyProofInfo, CustosApiServer,
+    InclusionProofInfo, MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, MessageInfo, MessageRef, NodeStatus,
+    PayloadInfo, SubmitMessage, SubmitResponse, SubmitResult, SubmitStatus, codes,
 };
 
+use crate::audit::AuditRead;
 use crate::mempool::Rejection;
 use crate::reads::{ReadError, Reader};
 use crate::runtime::Shared;
@@ -90,6 +91,28 @@ where
 }
 
 impl RpcService {
+    /// Queues the record of a served read; refuses the read when it cannot be recorded.
+    fn audit(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        leaf_indexes: Vec<u64>,
+    ) -> RpcResult<()> {
+        let read = AuditRead {
+            reader: caller.org.clone(),
+            reader_key: caller.key_id,
+            method,
+            leaf_indexes,
+            read_at: crate::runtime::now_ms(),
+        };
+        self.shared
+            .audit
+            .lock()
+            .expect("audit lock")
+            .push(read, std::time::Instant::now())
+            .map_err(|e| ErrorObjectOwned::owned(codes::BUSY, e.to_string(), None::<()>))
+    }
+
     /// The organisation the call's credential proves.
     fn authenticate(&self, ext: &Extensions) -> RpcResult<Caller> {
         let unauthenticated =
@@ -280,12 +303,28 @@ impl CustosApiServer for RpcService {
 
     async fn get_message(&self, ext: &Extensions, message: MessageRef) -> RpcResult<MessageInfo> {
         let caller = self.authenticate(ext)?;
-        self.read(move |r| r.message(&caller, &message)).await
+        let reader = caller.clone();
+        let info = self.read(move |r| r.message(&reader, &message)).await?;
+        self.audit(&caller, "custos_getMessage", vec![info.leaf_index])?;
+        Ok(info)
     }
 
     async fn get_payload(&self, ext: &Extensions, message: MessageRef) -> RpcResult<PayloadInfo> {
         let caller = self.authenticate(ext)?;
-        self.read(move |r| r.payload(&caller, &message)).await
+        let reader = caller.clone();
+        let info = self.read(move |r| r.payload(&reader, &message)).await?;
+        self.audit(&caller, "custos_getPayload", vec![info.leaf_index])?;
+        Ok(info)
+    }
+
+    async fn get_audit_log(
+        &self,
+        ext: &Extensions,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> RpcResult<AuditLogPage> {
+        let caller = self.authenticate(ext)?;
+        self.read(move |r| r.audit_log(&caller, after, limit)).await
     }
 
     async fn get_consistency_proof(

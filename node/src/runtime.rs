@@ -63,6 +63,8 @@ pub struct Shared {
     pub key: SecretKey,
     /// Genesis hash.
     pub genesis_hash: Sha256Hash,
+    /// Authenticated reads served and not yet recorded on the chain.
+    pub audit: Mutex<crate::audit::AuditQueue>,
 }
 
 impl Shared {
@@ -349,6 +351,7 @@ impl Runtime {
                 }
                 () = shared.mempool_changed.notified() => {}
                 _ = tick.tick() => {
+                    self.flush_audit().await;
                     if last_resend.elapsed() >= RESEND_INTERVAL {
                         last_resend = Instant::now();
                         self.resend_own_messages().await;
@@ -1024,6 +1027,28 @@ impl Runtime {
             warn!(error = %e, "equivocation evidence not admitted");
         }
         self.shared.forward(admitted).await;
+    }
+
+    /// Records queued reads as access-audit messages of this validator, when due.
+    async fn flush_audit(&self) {
+        let records = {
+            let mut queue = self.shared.audit.lock().expect("audit lock");
+            if !queue.due(Instant::now()) {
+                return;
+            }
+            queue.drain()
+        };
+        let mut forwarded = Vec::new();
+        // One at a time: each continues the sequence chain of the one admitted before.
+        for record in records {
+            let entry = self.own_message(Kind::AccessAudit(record));
+            let (results, admitted) = self.shared.admit(vec![entry]);
+            if let Some(Err(e)) = results.first() {
+                warn!(error = %e, "access-audit record not admitted");
+            }
+            forwarded.extend(admitted);
+        }
+        self.shared.forward(forwarded).await;
     }
 
     /// A message authored by this validator, continuing its own chain.

@@ -73,6 +73,32 @@ pub struct MessageInfo {
     pub envelope: String,
 }
 
+/// Most records in one `custos_getAuditLog` page, so one call's work is bounded.
+pub const MAX_AUDIT_PAGE: u32 = 1_000;
+
+/// One access-audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Index of the record in the log.
+    pub leaf_index: u64,
+    /// Key id of the validator that served the read and signed the record.
+    pub validator: KeyId,
+    /// When the record was committed, milliseconds since the epoch.
+    pub committed_at_ms: u64,
+    /// The record.
+    pub audit: custos_ledger::message::AccessAudit,
+}
+
+/// The answer to `custos_getAuditLog`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditLogPage {
+    /// Records visible to the caller, in log order.
+    pub records: Vec<AuditRecord>,
+    /// Pass as `after` to continue; absent when the log has no further records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
 /// The answer to `custos_getPayload`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayloadInfo {
@@ -291,4 +317,15 @@ pub trait CustosApi {
     /// organisation credential whose role permits the message's kind.
     #[method(name = "getPayload", with_extensions)]
     async fn get_payload(&self, message: MessageRef) -> RpcResult<PayloadInfo>;
+
+    /// Access-audit records after leaf index `after` (from the start without it), at most
+    /// `limit` ([`MAX_AUDIT_PAGE`], the default). Control-center and response
+    /// organisations see every record, others only records of their own reads. Needs an
+    /// organisation credential; reading the audit log is not itself audited.
+    #[method(name = "getAuditLog", with_extensions)]
+    async fn get_audit_log(
+        &self,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> RpcResult<AuditLogPage>;
 }
