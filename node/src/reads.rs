@@ -280,17 +280,18 @@ impl<B: Backend> Reader<'_, B> {
     ) -> Result<ConsistencyProofInfo, ReadError> {
         let log = self.log()?;
         let new_size = new_size.unwrap_or(log.tree_size);
-        if new_size > log.tree_size {
-            return Err(ReadError::BeyondLog {
-                tree_size: new_size,
-                log_size: log.tree_size,
-            });
-        }
+        // Contradictory requests first: they are wrong whatever the log holds.
         if old_size > new_size {
             return Err(ReadError::SizesReversed { old_size, new_size });
         }
         if old_size == 0 {
             return Err(ReadError::EmptyOldTree);
+        }
+        if new_size > log.tree_size {
+            return Err(ReadError::BeyondLog {
+                tree_size: new_size,
+                log_size: log.tree_size,
+            });
         }
         let proof = self.ledger.consistency_proof(old_size, new_size)?;
         Ok(ConsistencyProofInfo {

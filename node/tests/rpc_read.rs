@@ -827,3 +827,282 @@ async fn authenticated_reads_check_credentials_and_roles() {
     let (code, _) = refusal(net.validators[0].client().get_audit_log(None, None).await);
     assert_eq!(code, codes::UNAUTHENTICATED);
 }
+
+/// Posts `body` to a node over plain HTTP/1.1 with a declared length, returning the
+/// status code and the response body.
+fn post_raw(url: &str, body: &[u8], declared_len: usize) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {declared_len}\r\nConnection: close\r\n\r\n"
+    );
+    // The server may answer and close before reading a refused body: a failed write is
+    // not the test's concern, the answer is.
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+fn call(method: &str, params: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_json_rpc_errors_and_the_node_keeps_serving() {
+    let mut net = network();
+    for v in &mut net.validators {
+        v.start();
+    }
+    wait_until_serving(&net.validators).await;
+    let url = net.validators[0].rpc.clone();
+    let unknown_hash = "ab".repeat(32);
+    let huge_string = format!("[\"{}\"]", "x".repeat(1 << 20));
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let cases: Vec<(&str, Vec<u8>, i32)> = vec![
+        ("truncated JSON", b"{".to_vec(), -32700),
+        ("empty body", Vec::new(), -32700),
+        ("not JSON", b"hello".to_vec(), -32700),
+        ("invalid UTF-8", vec![0xff, 0xfe, 0xfd], -32700),
+        // An array is a batch: its one element is not a request.
+        ("nesting 10000 deep", deep.into_bytes(), -32600),
+        ("a bare string", br#""custos_status""#.to_vec(), -32700),
+        ("a number", b"42".to_vec(), -32700),
+        ("empty batch", b"[]".to_vec(), -32600),
+        (
+            "no jsonrpc member",
+            br#"{"id":1,"method":"custos_status"}"#.to_vec(),
+            -32600,
+        ),
+        (
+            "jsonrpc 1.0",
+            br#"{"jsonrpc":"1.0","id":1,"method":"custos_status"}"#.to_vec(),
+            -32600,
+        ),
+        (
+            "method is a number",
+            br#"{"jsonrpc":"2.0","id":1,"method":5}"#.to_vec(),
+            -32600,
+        ),
+        (
+            "unknown method",
+            call("custos_nope", "[]").into_bytes(),
+            -32601,
+        ),
+        (
+            "unknown namespace",
+            call("eth_blockNumber", "[]").into_bytes(),
+            -32601,
+        ),
+        (
+            "params is a string",
+            call("custos_getBlock", r#""x""#).into_bytes(),
+            -32602,
+        ),
+        (
+            "getBlock without params",
+            call("custos_getBlock", "[]").into_bytes(),
+            -32602,
+        ),
+        (
+            "getBlock with null",
+            call("custos_getBlock", "null").into_bytes(),
+            -32602,
+        ),
+        (
+            "height as a string",
+            call("custos_getBlock", r#"["1"]"#).into_bytes(),
+            -32602,
+        ),
+        (
+            "negative height",
+            call("custos_getBlock", "[-1]").into_bytes(),
+            -32602,
+        ),
+        (
+            "fractional height",
+            call("custos_getBlock", "[1.5]").into_bytes(),
+            -32602,
+        ),
+        (
+            "height above u64",
+            call("custos_getBlock", "[18446744073709551616]").into_bytes(),
+            -32602,
+        ),
+        (
+            "height 1e400",
+            call("custos_getBlock", "[1e400]").into_bytes(),
+            -32602,
+        ),
+        (
+            "misspelt named param",
+            call("custos_getBlock", r#"{"heigth":1}"#).into_bytes(),
+            -32602,
+        ),
+        (
+            "megabyte string param",
+            call("custos_getBlock", &huge_string).into_bytes(),
+            -32602,
+        ),
+        (
+            "height 0",
+            call("custos_getBlock", "[0]").into_bytes(),
+            -32004,
+        ),
+        (
+            "height u64::MAX",
+            call("custos_getBlock", "[18446744073709551615]").into_bytes(),
+            -32004,
+        ),
+        (
+            "leaf hash not hex",
+            call(
+                "custos_getInclusionProof",
+                &format!(r#"["{}"]"#, "g".repeat(64)),
+            )
+            .into_bytes(),
+            -32602,
+        ),
+        (
+            "leaf hash too short",
+            call(
+                "custos_getInclusionProof",
+                &format!(r#"["{}"]"#, "ab".repeat(31)),
+            )
+            .into_bytes(),
+            -32602,
+        ),
+        (
+            "leaf hash too long",
+            call(
+                "custos_getInclusionProof",
+                &format!(r#"["{}"]"#, "ab".repeat(33)),
+            )
+            .into_bytes(),
+            -32602,
+        ),
+        (
+            "leaf hash null",
+            call("custos_getInclusionProof", "[null]").into_bytes(),
+            -32602,
+        ),
+        (
+            "leaf hash a number",
+            call("custos_getInclusionProof", "[7]").into_bytes(),
+            -32602,
+        ),
+        (
+            "tree size a string",
+            call(
+                "custos_getInclusionProof",
+                &format!(r#"["{unknown_hash}","big"]"#),
+            )
+            .into_bytes(),
+            -32602,
+        ),
+        (
+            "unknown leaf hash",
+            call(
+                "custos_getInclusionProof",
+                &format!(r#"["{unknown_hash}"]"#),
+            )
+            .into_bytes(),
+            -32004,
+        ),
+        (
+            "consistency sizes reversed",
+            call("custos_getConsistencyProof", "[5, 2]").into_bytes(),
+            -32602,
+        ),
+        (
+            "consistency from 0",
+            call("custos_getConsistencyProof", "[0]").into_bytes(),
+            -32602,
+        ),
+        (
+            "consistency beyond the log",
+            call("custos_getConsistencyProof", "[1, 99999999999]").into_bytes(),
+            -32004,
+        ),
+        (
+            "checkpoint beyond the log",
+            call("custos_getCheckpoint", "[18446744073709551615]").into_bytes(),
+            -32004,
+        ),
+        (
+            "getMessage without credential",
+            call("custos_getMessage", r#"[{"leaf_index":0}]"#).into_bytes(),
+            -32010,
+        ),
+        (
+            "getPayload without credential",
+            call("custos_getPayload", r#"[{}]"#).into_bytes(),
+            -32010,
+        ),
+        (
+            "audit log without credential",
+            call("custos_getAuditLog", "[]").into_bytes(),
+            -32010,
+        ),
+        (
+            "submit a non-list",
+            call("custos_submit", r#"["x"]"#).into_bytes(),
+            -32602,
+        ),
+        (
+            "submit objects missing fields",
+            call("custos_submit", r#"[[{"envelope":"AA"}]]"#).into_bytes(),
+            -32602,
+        ),
+    ];
+    assert!(cases.len() >= 30);
+    let mut wrong = Vec::new();
+    for (name, body, expected) in &cases {
+        let (status, text) = post_raw(&url, body, body.len());
+        let code = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                // A batch answers with an array of responses.
+                let response = if v.is_array() { v[0].clone() } else { v };
+                response["error"]["code"].as_i64()
+            });
+        if code != Some(i64::from(*expected)) {
+            wrong.push(format!(
+                "{name}: HTTP {status}, expected {expected}, got {text:.300}"
+            ));
+        }
+    }
+    // A body declared larger than the limit is refused before it is read.
+    let (status, text) = post_raw(&url, b"", custos_rpc::MAX_REQUEST_BYTES as usize + 1);
+    let code = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_i64());
+    if status != 413 || code.is_none() {
+        wrong.push(format!("oversized body: HTTP {status}, got {text:.300}"));
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        wrong.len(),
+        cases.len() + 1,
+        wrong.join("\n")
+    );
+    // The node still serves.
+    let status = net.validators[0].client().status().await.unwrap();
+    assert_eq!(status.network, NETWORK);
+}
