@@ -352,7 +352,14 @@ pub async fn start(
         .build(address)
         .await?;
     let local = server.local_addr()?;
-    let handle = server.start(RpcService { shared }.into_rpc());
+    let mut module = RpcService { shared }.into_rpc();
+    // A document that does not describe what is served is a build defect: refuse to start.
+    custos_rpc::check_openrpc(custos_rpc::OPENRPC_DOCUMENT, module.method_names())?;
+    let document: serde_json::Value = serde_json::from_str(custos_rpc::OPENRPC_DOCUMENT)?;
+    module.register_method(custos_rpc::DISCOVER_METHOD, move |_, _, _| {
+        Ok::<_, ErrorObjectOwned>(document.clone())
+    })?;
+    let handle = server.start(module);
     tracing::info!(address = %local, "serving JSON-RPC");
     Ok((local, handle))
 }

@@ -1102,6 +1102,23 @@ async fn malformed_requests_get_json_rpc_errors_and_the_node_keeps_serving() {
         cases.len() + 1,
         wrong.join("\n")
     );
+    // The OpenRPC document is served as kept in the repository, and names every method
+    // the node answers (the node checks the reverse at start-up).
+    let discover: serde_json::Value = net.validators[0]
+        .client()
+        .request(custos_rpc::DISCOVER_METHOD, rpc_params![])
+        .await
+        .unwrap();
+    let kept: serde_json::Value = serde_json::from_str(custos_rpc::OPENRPC_DOCUMENT).unwrap();
+    assert_eq!(discover, kept);
+    for name in custos_rpc::openrpc_method_names(custos_rpc::OPENRPC_DOCUMENT).unwrap() {
+        let (_, text) = post_raw(&url, call(&name, "[]").as_bytes(), call(&name, "[]").len());
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_ne!(
+            value["error"]["code"], -32601,
+            "{name} is documented but not served"
+        );
+    }
     // The node still serves.
     let status = net.validators[0].client().status().await.unwrap();
     assert_eq!(status.network, NETWORK);

@@ -12,6 +12,70 @@ use custos_ledger::message::Message;
 
 pub mod token;
 
+/// The OpenRPC document of the API, served by `rpc.discover`
+/// (`rpc/openrpc.json` in the repository).
+pub const OPENRPC_DOCUMENT: &str = include_str!("../openrpc.json");
+
+/// The method a client calls for the OpenRPC document.
+pub const DISCOVER_METHOD: &str = "rpc.discover";
+
+/// Why the OpenRPC document does not describe the served API.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenRpcError {
+    /// The document is not JSON of the expected shape.
+    #[error("the OpenRPC document is malformed: {0}")]
+    Malformed(String),
+    /// Methods served but not documented, or documented but not served.
+    #[error(
+        "the OpenRPC document does not match the server: undocumented {undocumented:?}, not served {not_served:?}"
+    )]
+    Mismatch {
+        /// Served, not in the document.
+        undocumented: Vec<String>,
+        /// In the document, not served.
+        not_served: Vec<String>,
+    },
+}
+
+/// The method names the OpenRPC document lists, in document order.
+pub fn openrpc_method_names(document: &str) -> Result<Vec<String>, OpenRpcError> {
+    let value: serde_json::Value =
+        serde_json::from_str(document).map_err(|e| OpenRpcError::Malformed(e.to_string()))?;
+    value["methods"]
+        .as_array()
+        .ok_or_else(|| OpenRpcError::Malformed("no `methods` array".into()))?
+        .iter()
+        .map(|m| {
+            m["name"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| OpenRpcError::Malformed("a method without a `name`".into()))
+        })
+        .collect()
+}
+
+/// Checks that `document` lists exactly the `served` methods (besides
+/// [`DISCOVER_METHOD`] itself).
+pub fn check_openrpc<'a>(
+    document: &str,
+    served: impl IntoIterator<Item = &'a str>,
+) -> Result<(), OpenRpcError> {
+    let documented: std::collections::BTreeSet<String> =
+        openrpc_method_names(document)?.into_iter().collect();
+    let served: std::collections::BTreeSet<String> = served
+        .into_iter()
+        .filter(|m| *m != DISCOVER_METHOD)
+        .map(str::to_owned)
+        .collect();
+    if documented == served {
+        return Ok(());
+    }
+    Err(OpenRpcError::Mismatch {
+        undocumented: served.difference(&documented).cloned().collect(),
+        not_served: documented.difference(&served).cloned().collect(),
+    })
+}
+
 /// Most messages in one `custos_submit` call.
 pub const MAX_SUBMIT_BATCH: usize = 1_000;
 
@@ -328,4 +392,41 @@ pub trait CustosApi {
         after: Option<u64>,
         limit: Option<u32>,
     ) -> RpcResult<AuditLogPage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_parses_and_names_each_method_once() {
+        let names = openrpc_method_names(OPENRPC_DOCUMENT).unwrap();
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+        assert!(names.iter().all(|n| n.starts_with("custos_")));
+    }
+
+    #[test]
+    fn a_mismatch_names_both_directions() {
+        let mut served: Vec<&str> = Vec::new();
+        let names = openrpc_method_names(OPENRPC_DOCUMENT).unwrap();
+        served.extend(names.iter().skip(1).map(String::as_str));
+        served.push("custos_secret");
+        served.push(DISCOVER_METHOD);
+        match check_openrpc(OPENRPC_DOCUMENT, served) {
+            Err(OpenRpcError::Mismatch {
+                undocumented,
+                not_served,
+            }) => {
+                assert_eq!(undocumented, vec!["custos_secret".to_owned()]);
+                assert_eq!(not_served, vec![names[0].clone()]);
+            }
+            other => panic!("expected a mismatch, got {other:?}"),
+        }
+        check_openrpc(OPENRPC_DOCUMENT, names.iter().map(String::as_str)).unwrap();
+        assert!(matches!(
+            check_openrpc("{}", ["custos_status"]),
+            Err(OpenRpcError::Malformed(_))
+        ));
+    }
 }
