@@ -8,13 +8,13 @@ use custos_ledger::c2sp::{Checkpoint, CosignatureSigner, KeyName, Note, TlogProo
 use custos_ledger::crypto::SecretKey;
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::merkle::Root;
-use custos_ledger::message::Envelope;
-use custos_ledger::message::{Kind, Role};
+use custos_ledger::message::{Envelope, InsuranceEvent, Kind, Message, OrgId, Role, UnixMillis};
 use custos_ledger::storage::{Backend, Ledger, StorageError};
 use custos_rpc::token::{Caller, may_read};
 use custos_rpc::{
     AuditLogPage, AuditRecord, BlockInfo, CheckpointInfo, CheckpointSource, ConsistencyProofInfo,
-    InclusionProofInfo, MAX_AUDIT_PAGE, MessageInfo, MessageRef, PayloadInfo, codes,
+    InclusionProofInfo, MAX_AUDIT_PAGE, MAX_QUERY_PAGE, MAX_QUERY_SCAN, MessageInfo, MessageRef,
+    PayloadInfo, QueryFilter, QueryPage, codes,
 };
 
 /// Why a public read could not be answered.
@@ -96,6 +96,9 @@ pub enum ReadError {
         /// The message's client.
         client: String,
     },
+    /// A query filter that cannot be applied.
+    #[error("query: {0}")]
+    BadFilter(String),
     /// A page size of zero or above the maximum.
     #[error("limit {0} is not within 1..={MAX_AUDIT_PAGE}")]
     BadLimit(u32),
@@ -123,7 +126,8 @@ impl ReadError {
             Self::SizesReversed { .. }
             | Self::EmptyOldTree
             | Self::BadReference(_)
-            | Self::BadLimit(_) => codes::INVALID_INPUT,
+            | Self::BadLimit(_)
+            | Self::BadFilter(_) => codes::INVALID_INPUT,
             Self::Forbidden { .. } => codes::FORBIDDEN,
             Self::Storage(_) | Self::Build { .. } => codes::INTERNAL,
             Self::NoBlock { .. }
@@ -433,6 +437,92 @@ impl<B: Backend> Reader<'_, B> {
 }
 
 impl<B: Backend> Reader<'_, B> {
+    /// A page of `filter`'s matches that `caller` may read.
+    pub fn query(&self, caller: &Caller, filter: &QueryFilter) -> Result<QueryPage, ReadError> {
+        let limit = filter.limit.unwrap_or(MAX_QUERY_PAGE);
+        if limit == 0 || limit > MAX_QUERY_PAGE {
+            return Err(ReadError::BadFilter(format!(
+                "limit {limit} is not within 1..={MAX_QUERY_PAGE}"
+            )));
+        }
+        const KINDS: [&str; 9] = [
+            "evidence",
+            "heartbeat",
+            "early-warning",
+            "incident",
+            "insurance",
+            "membership",
+            "access-audit",
+            "anchor-receipt",
+            "equivocation",
+        ];
+        if let Some(kind) = &filter.kind
+            && !KINDS.contains(&kind.as_str())
+        {
+            return Err(ReadError::BadFilter(format!(
+                "unknown kind {kind:?}; one of {}",
+                KINDS.join(", ")
+            )));
+        }
+        let client = OrgId::new(filter.client.as_str())
+            .map_err(|e| ReadError::BadFilter(format!("client: {e}")))?;
+        if caller.role == Role::Client && client != caller.org {
+            return Err(ReadError::Forbidden {
+                org: caller.org.to_string(),
+                role: "client".into(),
+                kind: "any",
+                client: client.to_string(),
+            });
+        }
+        let from = UnixMillis(filter.committed_from_ms.unwrap_or(0));
+        let to = UnixMillis(filter.committed_to_ms.unwrap_or(u64::MAX));
+        if from > to {
+            return Err(ReadError::BadFilter(format!(
+                "committed_from_ms {} is after committed_to_ms {}",
+                from.0, to.0
+            )));
+        }
+        let mut messages = Vec::new();
+        let mut cursor = filter.after;
+        let mut scanned = 0;
+        let mut more = true;
+        'scan: while scanned < MAX_QUERY_SCAN {
+            let chunk = (MAX_QUERY_SCAN - scanned).min(1_000);
+            let indexes = self
+                .ledger
+                .client_leaves(&client, from, to, cursor, chunk)?;
+            scanned += indexes.len();
+            let exhausted = indexes.len() < chunk;
+            for index in indexes {
+                cursor = Some(index);
+                let Some(envelope) = self.ledger.envelope(index)? else {
+                    continue;
+                };
+                if !matches(filter, &envelope.body)
+                    || !may_read(caller, &envelope.body.kind, &envelope.body.client)
+                {
+                    continue;
+                }
+                let reference = MessageRef {
+                    leaf_index: Some(index),
+                    ..MessageRef::default()
+                };
+                messages.push(self.message(caller, &reference)?);
+                if messages.len() == limit as usize {
+                    break 'scan;
+                }
+            }
+            if exhausted {
+                more = false;
+                break;
+            }
+        }
+        Ok(QueryPage {
+            messages,
+            next_after: if more { cursor } else { None },
+        })
+    }
+
     /// A page of the access-audit records `caller` may see.
     pub fn audit_log(
         &self,
@@ -481,6 +571,47 @@ impl<B: Backend> Reader<'_, B> {
             next_after,
         })
     }
+}
+
+/// Whether `message` passes the filters other than client and committed time (which the
+/// index scan applies).
+fn matches(filter: &QueryFilter, message: &Message) -> bool {
+    let occurred = message.occurred_at.map(|t| t.0);
+    if filter.occurred_from_ms.is_some() || filter.occurred_to_ms.is_some() {
+        let Some(t) = occurred else { return false };
+        if filter.occurred_from_ms.is_some_and(|from| t < from)
+            || filter.occurred_to_ms.is_some_and(|to| t >= to)
+        {
+            return false;
+        }
+    }
+    let incident = match &message.kind {
+        Kind::Incident(event) => Some(event.incident_id.as_str()),
+        Kind::Insurance(InsuranceEvent::ClaimFiled { incident_id, .. }) => {
+            Some(incident_id.as_str())
+        }
+        _ => None,
+    };
+    filter
+        .kind
+        .as_ref()
+        .is_none_or(|k| k == message.kind.name())
+        && filter.collector.is_none_or(|c| c == message.author)
+        && filter
+            .min_severity
+            .is_none_or(|min| message.severity.as_ref().is_some_and(|s| s.level >= min))
+        && filter
+            .rule_id
+            .as_ref()
+            .is_none_or(|r| message.rule_id.as_ref().is_some_and(|m| m.as_str() == r))
+        && filter
+            .host
+            .as_ref()
+            .is_none_or(|h| message.host.as_ref().is_some_and(|m| m.as_str() == h))
+        && filter
+            .incident_id
+            .as_ref()
+            .is_none_or(|i| incident == Some(i.as_str()))
 }
 
 fn info(note: &Note, checkpoint: &Checkpoint, source: CheckpointSource) -> CheckpointInfo {

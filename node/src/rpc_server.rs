@@ -17,7 +17,8 @@ use custos_rpc::token::{Caller, RpcToken};
 use custos_rpc::{
     AuditLogPage, BlockInfo, CheckpointInfo, ConsistencyProofInfo, CustosApiServer,
     InclusionProofInfo, MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, MessageInfo, MessageRef, NodeStatus,
-    PayloadInfo, SubmitMessage, SubmitResponse, SubmitResult, SubmitStatus, codes,
+    PayloadInfo, QueryFilter, QueryPage, SubmitMessage, SubmitResponse, SubmitResult, SubmitStatus,
+    codes,
 };
 
 use crate::audit::AuditRead;
@@ -315,6 +316,17 @@ impl CustosApiServer for RpcService {
         let info = self.read(move |r| r.payload(&reader, &message)).await?;
         self.audit(&caller, "custos_getPayload", vec![info.leaf_index])?;
         Ok(info)
+    }
+
+    async fn query(&self, ext: &Extensions, filter: QueryFilter) -> RpcResult<QueryPage> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let page = self.read(move |r| r.query(&reader, &filter)).await?;
+        if !page.messages.is_empty() {
+            let indexes = page.messages.iter().map(|m| m.leaf_index).collect();
+            self.audit(&caller, "custos_query", indexes)?;
+        }
+        Ok(page)
     }
 
     async fn get_audit_log(

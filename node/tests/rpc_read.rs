@@ -26,7 +26,9 @@ use custos_ledger::message::{
 };
 use custos_node::keys::{KeyFile, KeyKind};
 use custos_rpc::token::RpcToken;
-use custos_rpc::{CheckpointSource, CustosApiClient, MessageRef, SubmitMessage, codes};
+use custos_rpc::{
+    CheckpointSource, CustosApiClient, MessageRef, QueryFilter, SubmitMessage, codes,
+};
 
 const NETWORK: &str = "custos-it";
 const ORIGIN: &str = "custos.test/it";
@@ -826,6 +828,145 @@ async fn authenticated_reads_check_credentials_and_roles() {
     );
     let (code, _) = refusal(net.validators[0].client().get_audit_log(None, None).await);
     assert_eq!(code, codes::UNAUTHENTICATED);
+
+    // Queries: by client, paged with a cursor, narrowed by committed time and filters.
+    let filter = |f: QueryFilter| QueryFilter {
+        client: "client0".into(),
+        ..f
+    };
+    let all = forensics
+        .query(filter(QueryFilter::default()))
+        .await
+        .unwrap();
+    let found: Vec<Sha256Hash> = all.messages.iter().map(|m| m.leaf_hash).collect();
+    assert_eq!(found, hashes);
+    assert_eq!(all.next_after, None);
+    let first = forensics
+        .query(filter(QueryFilter {
+            limit: Some(2),
+            ..QueryFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(first.messages.len(), 2);
+    assert_eq!(first.next_after, Some(1));
+    let rest = forensics
+        .query(filter(QueryFilter {
+            after: first.next_after,
+            ..QueryFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(rest.messages.len(), 1);
+    assert_eq!(rest.messages[0].leaf_hash, hashes[2]);
+    let committed = all.messages[0].committed_at_ms;
+    let before = forensics
+        .query(filter(QueryFilter {
+            committed_to_ms: Some(committed),
+            ..QueryFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert!(before.messages.is_empty(), "the upper bound is exclusive");
+    let from = forensics
+        .query(filter(QueryFilter {
+            committed_from_ms: Some(committed),
+            committed_to_ms: Some(committed + 1),
+            ..QueryFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert!(from.messages.iter().all(|m| m.committed_at_ms == committed));
+    assert!(!from.messages.is_empty());
+    for narrowing in [
+        QueryFilter {
+            kind: Some("heartbeat".into()),
+            ..QueryFilter::default()
+        },
+        QueryFilter {
+            collector: Some(SecretKey::generate().public().key_id()),
+            ..QueryFilter::default()
+        },
+        QueryFilter {
+            host: Some("nowhere".into()),
+            ..QueryFilter::default()
+        },
+        QueryFilter {
+            occurred_from_ms: Some(0),
+            ..QueryFilter::default()
+        },
+    ] {
+        let page = forensics.query(filter(narrowing.clone())).await.unwrap();
+        assert!(page.messages.is_empty(), "{narrowing:?}");
+    }
+    let kind = forensics
+        .query(filter(QueryFilter {
+            kind: Some("evidence".into()),
+            collector: Some(author),
+            ..QueryFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(kind.messages.len(), 3);
+    let (code, message) = refusal(
+        forensics
+            .query(filter(QueryFilter {
+                kind: Some("bogus".into()),
+                ..QueryFilter::default()
+            }))
+            .await,
+    );
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert!(message.contains("unknown kind \"bogus\""), "{message}");
+    let (code, message) = refusal(
+        forensics
+            .query(filter(QueryFilter {
+                limit: Some(201),
+                ..QueryFilter::default()
+            }))
+            .await,
+    );
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert!(
+        message.contains("limit 201 is not within 1..=200"),
+        "{message}"
+    );
+    let client1 = client_with(
+        &url,
+        &format!("Custos {}", cli_token(&net, "client1", "60")),
+    );
+    let (code, _) = refusal(client1.query(filter(QueryFilter::default())).await);
+    assert_eq!(code, codes::FORBIDDEN);
+    assert!(
+        insurer
+            .query(filter(QueryFilter::default()))
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+
+    // A forensic session by a client written in Python with its standard library.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/forensic_session.py"
+    );
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(&url)
+        .arg(cli_token(&net, "forensics", "600"))
+        .arg("client0")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["verified"], 3);
+    assert_eq!(summary["origin"], ORIGIN);
 }
 
 /// Posts `body` to a node over plain HTTP/1.1 with a declared length, returning the

@@ -163,6 +163,69 @@ pub struct AuditLogPage {
     pub next_after: Option<u64>,
 }
 
+/// Most messages in one `custos_query` page: a page of maximal envelopes stays within the
+/// response size limit.
+pub const MAX_QUERY_PAGE: u32 = 200;
+
+/// Most index entries one `custos_query` call examines, so a selective filter over a
+/// large range costs bounded work; the caller continues from `next_after`.
+pub const MAX_QUERY_SCAN: usize = 10_000;
+
+/// Filters of `custos_query`. `client` is required (the index is per client); every
+/// other filter narrows the result.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryFilter {
+    /// The client organisation the messages are about.
+    pub client: String,
+    /// Committed at or after this time (milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_from_ms: Option<u64>,
+    /// Committed before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_to_ms: Option<u64>,
+    /// Occurred (source time) at or after this time; messages without one are excluded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_from_ms: Option<u64>,
+    /// Occurred before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_to_ms: Option<u64>,
+    /// Kind name (`evidence`, `heartbeat`, `incident`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Author (collector) key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<KeyId>,
+    /// Lowest normalised severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_severity: Option<custos_ledger::message::SeverityLevel>,
+    /// Rule or signature id, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    /// Host, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Incident id of incident and insurance-claim records, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// Cursor: continue after this leaf index (a previous page's `next_after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// Page size, 1..=[`MAX_QUERY_PAGE`] (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The answer to `custos_query`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryPage {
+    /// Matching messages the caller may read, in commit order.
+    pub messages: Vec<MessageInfo>,
+    /// Pass as `after` to continue; absent when the range is exhausted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
 /// The answer to `custos_getPayload`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayloadInfo {
@@ -381,6 +444,12 @@ pub trait CustosApi {
     /// organisation credential whose role permits the message's kind.
     #[method(name = "getPayload", with_extensions)]
     async fn get_payload(&self, message: MessageRef) -> RpcResult<PayloadInfo>;
+
+    /// Messages about one client matching `filter`, in commit order, a page at a time.
+    /// Needs an organisation credential; messages the role may not read are left out (a
+    /// client organisation may query only itself). Audited.
+    #[method(name = "query", with_extensions)]
+    async fn query(&self, filter: QueryFilter) -> RpcResult<QueryPage>;
 
     /// Access-audit records after leaf index `after` (from the start without it), at most
     /// `limit` ([`MAX_AUDIT_PAGE`], the default). Control-center and response
