@@ -10,6 +10,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
+pub mod rate;
 pub mod reads;
 pub mod rpc_server;
 pub mod runtime;

@@ -30,6 +30,7 @@ use crate::runtime::Shared;
 #[derive(Debug, Clone)]
 pub struct RpcService {
     shared: Arc<Shared>,
+    rate: Arc<std::sync::Mutex<crate::rate::OrgRateLimiter>>,
 }
 
 fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
@@ -125,14 +126,22 @@ impl RpcService {
                     .into(),
             )
         })?;
-        let chain = self.shared.chain.read().expect("chain lock");
-        RpcToken::verify_header(
-            &header.0,
-            chain.membership(),
-            chain.genesis.network.as_str(),
-            crate::runtime::now_ms(),
-        )
-        .map_err(|e| unauthenticated(format!("credential refused: {e}")))
+        let caller = {
+            let chain = self.shared.chain.read().expect("chain lock");
+            RpcToken::verify_header(
+                &header.0,
+                chain.membership(),
+                chain.genesis.network.as_str(),
+                crate::runtime::now_ms(),
+            )
+            .map_err(|e| unauthenticated(format!("credential refused: {e}")))?
+        };
+        self.rate
+            .lock()
+            .expect("rate lock")
+            .take(caller.org.as_str(), std::time::Instant::now())
+            .map_err(|e| ErrorObjectOwned::owned(codes::RATE_LIMITED, e.to_string(), None::<()>))?;
+        Ok(caller)
     }
 
     /// Runs a public read on a blocking thread (RocksDB reads block) against the ledger,
@@ -364,7 +373,11 @@ pub async fn start(
         .build(address)
         .await?;
     let local = server.local_addr()?;
-    let mut module = RpcService { shared }.into_rpc();
+    let mut module = RpcService {
+        shared,
+        rate: Arc::default(),
+    }
+    .into_rpc();
     // A document that does not describe what is served is a build defect: refuse to start.
     custos_rpc::check_openrpc(custos_rpc::OPENRPC_DOCUMENT, module.method_names())?;
     let document: serde_json::Value = serde_json::from_str(custos_rpc::OPENRPC_DOCUMENT)?;

@@ -99,6 +99,8 @@ pub mod codes {
     pub const UNAUTHENTICATED: i32 = -32010;
     /// The credential is valid but the organisation's role does not permit the read.
     pub const FORBIDDEN: i32 = -32011;
+    /// The organisation exceeded its request rate; the message says when to retry.
+    pub const RATE_LIMITED: i32 = -32012;
 }
 
 /// Which message to read: exactly one of `leaf_index`, `leaf_hash`, or `author` with
