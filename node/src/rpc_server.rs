@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use jsonrpsee::Extensions;
-use jsonrpsee::core::{RpcResult, async_trait};
+use jsonrpsee::PendingSubscriptionSink;
+use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 
@@ -327,6 +328,36 @@ impl CustosApiServer for RpcService {
         Ok(info)
     }
 
+    async fn subscribe_blocks(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut heights = self.shared.committed.subscribe();
+        let sink = pending.accept().await?;
+        loop {
+            let height = tokio::select! {
+                () = sink.closed() => return Ok(()),
+                height = heights.recv() => match height {
+                    Ok(height) => height,
+                    Err(RecvError::Lagged(missed)) => {
+                        return Err(format!(
+                            "subscriber fell {missed} blocks behind; resubscribe and read the \
+                             gap with custos_getBlock"
+                        )
+                        .into());
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            };
+            let info = self
+                .read(move |r| r.block(height))
+                .await
+                .map_err(|e| e.message().to_owned())?;
+            let raw = serde_json::value::to_raw_value(&info)?;
+            if sink.send(raw).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
     async fn query(&self, ext: &Extensions, filter: QueryFilter) -> RpcResult<QueryPage> {
         let caller = self.authenticate(ext)?;
         let reader = caller.clone();
@@ -366,6 +397,7 @@ pub async fn start(
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(MAX_REQUEST_BYTES)
+        .max_subscriptions_per_connection(custos_rpc::MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .build();
     let server = Server::builder()
         .set_config(config)

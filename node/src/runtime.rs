@@ -65,6 +65,8 @@ pub struct Shared {
     pub genesis_hash: Sha256Hash,
     /// Authenticated reads served and not yet recorded on the chain.
     pub audit: Mutex<crate::audit::AuditQueue>,
+    /// Heights of blocks as they are committed, for subscribers.
+    pub committed: tokio::sync::broadcast::Sender<u64>,
 }
 
 impl Shared {
@@ -902,6 +904,8 @@ impl Runtime {
         };
         self.wal.clear()?;
         self.blocks.clear();
+        // No subscriber is not an error.
+        let _ = self.shared.committed.send(header.height);
         self.shared
             .metrics
             .log_size

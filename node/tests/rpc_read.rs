@@ -13,6 +13,7 @@ use jsonrpsee::core::ClientError;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
 
 use custos_ledger::c2sp::{
     Checkpoint, CosignatureVerifier, KeyName, Note, QuorumPolicy, TlogProof,
@@ -457,6 +458,45 @@ async fn public_reads_verify_independently_and_refuse_precisely() {
     assert_eq!(refusal(bad).0, codes::INVALID_INPUT);
     // And the node keeps serving.
     client.get_block(1).await.unwrap();
+
+    // Block subscriptions over WebSocket: consecutive heights, and the block that commits
+    // a newly submitted message carries its leaf hash.
+    let ws_url = net.validators[3].rpc.replace("http://", "ws://");
+    let ws = WsClientBuilder::default().build(&ws_url).await.unwrap();
+    let mut blocks = ws.subscribe_blocks().await.unwrap();
+    let more = chain(&net.collectors[0], "client0", 7, 64);
+    let response = client
+        .submit(more[5..].iter().map(|(m, _)| m.clone()).collect())
+        .await
+        .unwrap();
+    assert_eq!(response.admitted, 2, "{:?}", response.results);
+    let mut previous: Option<u64> = None;
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while !seen.contains(&more[6].1) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no block carried the new messages"
+        );
+        let block = tokio::time::timeout(Duration::from_secs(10), blocks.next())
+            .await
+            .expect("a block within 10 s")
+            .expect("subscription open")
+            .unwrap();
+        if let Some(h) = previous {
+            assert_eq!(block.header.height, h + 1);
+        }
+        previous = Some(block.header.height);
+        seen.extend(block.leaf_hashes);
+    }
+    assert!(seen.contains(&more[5].1));
+    // At most 16 subscriptions on one connection.
+    let mut held = Vec::new();
+    for _ in 1..custos_rpc::MAX_SUBSCRIPTIONS_PER_CONNECTION {
+        held.push(ws.subscribe_blocks().await.unwrap());
+    }
+    let refused = ws.subscribe_blocks().await;
+    assert!(refused.is_err(), "a 17th subscription was accepted");
 }
 
 /// A token issued by the `custos token` command for organisation `org`.

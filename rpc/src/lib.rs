@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-use jsonrpsee::core::RpcResult;
+use jsonrpsee::core::{RpcResult, SubscriptionResult};
 use jsonrpsee::proc_macros::rpc;
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +138,12 @@ pub struct MessageInfo {
     /// Base64 (standard) of the envelope's canonical encoding: the log leaf.
     pub envelope: String,
 }
+
+/// Committed blocks a block subscriber may fall behind before it is closed.
+pub const BLOCK_SUBSCRIPTION_BUFFER: usize = 256;
+
+/// Most subscriptions one WebSocket connection may hold.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 16;
 
 /// Most records in one `custos_getAuditLog` page, so one call's work is bounded.
 pub const MAX_AUDIT_PAGE: u32 = 1_000;
@@ -446,6 +452,12 @@ pub trait CustosApi {
     /// organisation credential whose role permits the message's kind.
     #[method(name = "getPayload", with_extensions)]
     async fn get_payload(&self, message: MessageRef) -> RpcResult<PayloadInfo>;
+
+    /// Notifies every block committed from now on, as `custos_getBlock` returns it
+    /// (WebSocket only). Public. A subscriber that falls more than
+    /// [`BLOCK_SUBSCRIPTION_BUFFER`] blocks behind is closed with an error saying so.
+    #[subscription(name = "subscribeBlocks" => "block", unsubscribe = "unsubscribeBlocks", item = BlockInfo)]
+    async fn subscribe_blocks(&self) -> SubscriptionResult;
 
     /// Messages about one client matching `filter`, in commit order, a page at a time.
     /// Needs an organisation credential; messages the role may not read are left out (a
