@@ -491,6 +491,8 @@ pub mod tags {
     pub const COMMIT: DomainTag = DomainTag("custos/v1/commit");
     /// A stored block (header, body and certificate).
     pub const BLOCK: DomainTag = DomainTag("custos/v1/block");
+    /// An organisation's JSON-RPC read credential.
+    pub const RPC_TOKEN: DomainTag = DomainTag("custos/v1/rpc-token");
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod chain;
 pub mod collect;
 pub mod config;
@@ -10,6 +11,8 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
+pub mod rate;
+pub mod reads;
 pub mod rpc_server;
 pub mod runtime;
 pub mod send;

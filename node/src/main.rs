@@ -52,6 +52,23 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8600")]
         rpc: String,
     },
+    /// Issue a read credential for the JSON-RPC API: an organisation signs, with its
+    /// membership key, a token naming itself, the network and an expiry. Prints the
+    /// token; send it as the HTTP header `Authorization: Custos <token>`.
+    Token {
+        /// The organisation's key file (kind organisation).
+        #[arg(long)]
+        key: PathBuf,
+        /// The organisation's id, as in genesis.
+        #[arg(long)]
+        org: String,
+        /// The network id.
+        #[arg(long)]
+        network: String,
+        /// Lifetime in seconds (at most one day).
+        #[arg(long = "ttl-s", alias = "ttl", default_value_t = 600)]
+        ttl_s: u64,
+    },
     /// Sign and submit log lines as a collector (a demo and smoke-test tool; the
     /// collector agent is `custos collect`).
     Send(custos_node::send::SendArgs),
@@ -113,6 +130,28 @@ async fn main() -> anyhow::Result<()> {
         Command::Status { rpc } => {
             let status = custos_node::send::status(&rpc).await?;
             println!("{}", serde_json::to_string_pretty(&status)?);
+        }
+        Command::Token {
+            key,
+            org,
+            network,
+            ttl_s,
+        } => {
+            let secret = KeyFile::load(&key, KeyKind::Organisation)?;
+            let ttl_ms = ttl_s.saturating_mul(1000);
+            anyhow::ensure!(
+                (1..=custos_rpc::token::MAX_TOKEN_TTL_MS).contains(&ttl_ms),
+                "--ttl-s {ttl_s}: a token lives from 1 s to {} s",
+                custos_rpc::token::MAX_TOKEN_TTL_MS / 1000
+            );
+            let token = custos_rpc::token::RpcToken::issue(
+                &secret,
+                custos_ledger::codec::Text::new(network).context("--network")?,
+                custos_ledger::codec::Text::new(org).context("--org")?,
+                custos_node::runtime::now_ms(),
+                ttl_ms,
+            );
+            println!("{token}");
         }
         Command::Send(args) => println!("{}", custos_node::send::run(args).await?),
     }

@@ -103,6 +103,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         key,
         genesis_hash: genesis.hash(),
+        audit: Mutex::new(crate::audit::AuditQueue::default()),
+        committed: tokio::sync::broadcast::channel(custos_rpc::BLOCK_SUBSCRIPTION_BUFFER).0,
     });
 
     let (_rpc_address, rpc_handle) =

@@ -63,6 +63,10 @@ pub struct Shared {
     pub key: SecretKey,
     /// Genesis hash.
     pub genesis_hash: Sha256Hash,
+    /// Authenticated reads served and not yet recorded on the chain.
+    pub audit: Mutex<crate::audit::AuditQueue>,
+    /// Heights of blocks as they are committed, for subscribers.
+    pub committed: tokio::sync::broadcast::Sender<u64>,
 }
 
 impl Shared {
@@ -367,6 +371,7 @@ impl Runtime {
                 Some((peer, result)) = self.sync_rx.recv() => self.on_blocks(peer, result)?,
                 () = shared.mempool_changed.notified() => {}
                 _ = tick.tick() => {
+                    self.flush_audit().await;
                     if last_resend.elapsed() >= RESEND_INTERVAL {
                         last_resend = Instant::now();
                         self.resend_own_messages().await;
@@ -923,6 +928,8 @@ impl Runtime {
         };
         self.wal.clear()?;
         self.blocks.clear();
+        // No subscriber is not an error.
+        let _ = self.shared.committed.send(header.height);
         self.shared
             .metrics
             .log_size
@@ -1067,6 +1074,28 @@ impl Runtime {
             warn!(error = %e, "equivocation evidence not admitted");
         }
         self.shared.forward(admitted).await;
+    }
+
+    /// Records queued reads as access-audit messages of this validator, when due.
+    async fn flush_audit(&self) {
+        let records = {
+            let mut queue = self.shared.audit.lock().expect("audit lock");
+            if !queue.due(Instant::now()) {
+                return;
+            }
+            queue.drain()
+        };
+        let mut forwarded = Vec::new();
+        // One at a time: each continues the sequence chain of the one admitted before.
+        for record in records {
+            let entry = self.own_message(Kind::AccessAudit(record));
+            let (results, admitted) = self.shared.admit(vec![entry]);
+            if let Some(Err(e)) = results.first() {
+                warn!(error = %e, "access-audit record not admitted");
+            }
+            forwarded.extend(admitted);
+        }
+        self.shared.forward(forwarded).await;
     }
 
     /// A message authored by this validator, continuing its own chain.
