@@ -2,203 +2,26 @@
 //! same log under load, survive a SIGKILL of one of them, refuse bad messages with precise
 //! errors, and refuse to run a validator whose key is not in genesis.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use jsonrpsee::http_client::HttpClient;
 
-use custos_ledger::codec::{List, Text};
-use custos_ledger::crypto::{SecretKey, Signed};
+use custos_ledger::crypto::SecretKey;
 use custos_ledger::hash::Sha256Hash;
-use custos_ledger::message::{
-    EvidenceKind, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
-};
 use custos_ledger::storage::{Ledger, RocksBackend};
 use custos_node::keys::{KeyFile, KeyKind};
 use custos_rpc::{CustosApiClient, SubmitMessage, SubmitStatus};
 
-const NETWORK: &str = "custos-it";
-const VALIDATORS: usize = 4;
+mod common;
+
+use common::{Validator, chain, network};
+
 const COLLECTORS: usize = 4;
 const MESSAGES_PER_COLLECTOR: usize = 2_500;
 const BATCH: usize = 250;
 const DEADLINE: Duration = Duration::from_secs(120);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Validator {
-    name: String,
-    dir: PathBuf,
-    rpc: String,
-    child: Option<Child>,
-}
-
-impl Validator {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_custos"))
-            .args(["node", "run", "--config"])
-            .arg(self.dir.join("node.toml"))
-            .env("CUSTOS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
-    }
-
-    fn client(&self) -> HttpClient {
-        custos_node::send::client(&self.rpc).unwrap()
-    }
-}
-
-impl Drop for Validator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct Network {
-    _dir: tempfile::TempDir,
-    validators: Vec<Validator>,
-    collectors: Vec<SecretKey>,
-}
-
-/// Keys, genesis and configurations for four validators and four collectors.
-fn network() -> Network {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::create_dir_all(root.join("keys")).unwrap();
-    let mut spec = format!("network = \"{NETWORK}\"\nlog_origin = \"custos.test/it\"\n");
-    let mut validators = Vec::new();
-    for i in 0..VALIDATORS {
-        let name = format!("v{i}");
-        let (file, _) = KeyFile::generate(KeyKind::Validator);
-        file.write_new(&root.join(format!("keys/{name}.json")))
-            .unwrap();
-        let p2p = free_port();
-        let rpc = free_port();
-        spec.push_str(&format!(
-            "[[validators]]\nname = \"{name}\"\norg = \"org{i}\"\nrole = \"warning\"\nkey = \"keys/{name}.json\"\np2p_address = \"/ip4/127.0.0.1/tcp/{p2p}\"\n"
-        ));
-        let vdir = root.join(&name);
-        std::fs::create_dir_all(&vdir).unwrap();
-        std::fs::write(
-            vdir.join("node.toml"),
-            format!(
-                "data_dir = \".\"\ngenesis = \"../genesis.json\"\nvalidator_key = \"../keys/{name}.json\"\np2p_listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\nrpc_listen = \"127.0.0.1:{rpc}\"\n\n[consensus]\npropose_timeout_ms = 1000\nvote_timeout_ms = 500\ntimeout_increase_ms = 500\n"
-            ),
-        )
-        .unwrap();
-        validators.push(Validator {
-            name,
-            dir: vdir,
-            rpc: format!("http://127.0.0.1:{rpc}"),
-            child: None,
-        });
-    }
-    let mut collectors = Vec::new();
-    for i in 0..COLLECTORS {
-        let (file, key) = KeyFile::generate(KeyKind::Collector);
-        file.write_new(&root.join(format!("keys/c{i}.json")))
-            .unwrap();
-        spec.push_str(&format!(
-            "[[collectors]]\nname = \"c{i}\"\nclient = \"client{}\"\nkey = \"keys/c{i}.json\"\n",
-            i % 2
-        ));
-        collectors.push(key);
-    }
-    spec.push_str("[params]\nempty_block_interval_ms = 2000\n");
-    std::fs::write(root.join("network.toml"), spec).unwrap();
-    let genesis =
-        custos_node::genesis_spec::build(&root.join("network.toml"), UnixMillis(1)).unwrap();
-    std::fs::write(
-        root.join("genesis.json"),
-        serde_json::to_string(&genesis).unwrap(),
-    )
-    .unwrap();
-    Network {
-        _dir: dir,
-        validators,
-        collectors,
-    }
-}
-
-/// A collector's messages, chained, as RPC submissions with their leaf hashes.
-fn chain(
-    key: &SecretKey,
-    client: &str,
-    count: usize,
-    payload_bytes: usize,
-) -> Vec<(SubmitMessage, Sha256Hash)> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut prev = Sha256Hash::ZERO;
-    (1..=count as u64)
-        .map(|sequence| {
-            let mut payload = format!("{client} seq {sequence} ").into_bytes();
-            payload.resize(payload_bytes, b'x');
-            let message = Message {
-                network: Text::new(NETWORK).unwrap(),
-                author: key.public().key_id(),
-                client: Text::new(client).unwrap(),
-                sequence,
-                prev,
-                kind: Kind::Evidence {
-                    evidence: EvidenceKind::LogLine,
-                },
-                format: SourceFormat::Raw,
-                occurred_at: None,
-                observed_at: UnixMillis(sequence),
-                severity: None,
-                rule_id: None,
-                host: None,
-                attack_ids: List::empty(),
-                references: List::empty(),
-                parse_error: None,
-                payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), &payload),
-            };
-            let envelope = Signed::sign(message, key);
-            prev = envelope.leaf_hash();
-            (
-                SubmitMessage {
-                    envelope: b64.encode(envelope.leaf_bytes()),
-                    payload: b64.encode(&payload),
-                },
-                prev,
-            )
-        })
-        .collect()
-}
-
-async fn wait_until_serving(validators: &[Validator]) {
-    let start = Instant::now();
-    for v in validators.iter().filter(|v| v.child.is_some()) {
-        while v.client().status().await.is_err() {
-            assert!(start.elapsed() < DEADLINE, "{} never served RPC", v.name);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
 
 /// Submits a collector's messages in batches, failing over to the next validator when one
 /// does not answer; "duplicate" counts as acknowledged (the message is already admitted).
@@ -242,40 +65,13 @@ async fn submit_all(
     acknowledged
 }
 
-async fn wait_for_log_size(validators: &[Validator], size: u64) -> Sha256Hash {
-    let start = Instant::now();
-    loop {
-        let mut statuses = Vec::new();
-        for v in validators {
-            if let Ok(status) = v.client().status().await {
-                statuses.push(status);
-            }
-        }
-        if statuses.len() == validators.len() && statuses.iter().all(|s| s.log_size >= size) {
-            let roots: Vec<_> = statuses.iter().map(|s| (s.log_size, s.log_root)).collect();
-            if roots.windows(2).all(|w| w[0] == w[1]) {
-                return roots[0].1;
-            }
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "validators did not all reach log size {size}: {:?}",
-            statuses
-                .iter()
-                .map(|s| (s.validator.clone(), s.height, s.log_size))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn four_validators_commit_identical_logs_through_a_sigkill() {
-    let mut net = network();
+    let mut net = network(COLLECTORS, &[]);
     for v in &mut net.validators {
         v.start();
     }
-    wait_until_serving(&net.validators).await;
+    common::wait_until_serving(&net.validators, DEADLINE).await;
     let urls: Vec<String> = net.validators.iter().map(|v| v.rpc.clone()).collect();
 
     let chains: Vec<Vec<(SubmitMessage, Sha256Hash)>> = net
@@ -365,7 +161,7 @@ async fn four_validators_commit_identical_logs_through_a_sigkill() {
     }
     let total = (COLLECTORS * MESSAGES_PER_COLLECTOR) as u64;
     assert_eq!(acknowledged.len() as u64, total);
-    let root = wait_for_log_size(&net.validators, total).await;
+    let root = common::wait_for_log_size(&net.validators, total, DEADLINE).await;
 
     // Stop everything and read the four ledgers directly: identical blocks, and every
     // acknowledged message in the log.
@@ -405,11 +201,11 @@ async fn four_validators_commit_identical_logs_through_a_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_messages_are_refused_precisely_and_never_committed() {
-    let mut net = network();
+    let mut net = network(COLLECTORS, &[]);
     for v in &mut net.validators {
         v.start();
     }
-    wait_until_serving(&net.validators).await;
+    common::wait_until_serving(&net.validators, DEADLINE).await;
     let client = net.validators[0].client();
     let b64 = base64::engine::general_purpose::STANDARD;
     let good = chain(&net.collectors[0], "client0", 3, 64);
@@ -460,7 +256,7 @@ async fn bad_messages_are_refused_precisely_and_never_committed() {
     let all: Vec<SubmitMessage> = good.iter().map(|(m, _)| m.clone()).collect();
     let response = client.submit(all).await.unwrap();
     assert_eq!(response.admitted, 3, "{:?}", response.results);
-    wait_for_log_size(&net.validators, 3).await;
+    common::wait_for_log_size(&net.validators, 3, DEADLINE).await;
     let replay = client.submit(vec![good[0].0.clone()]).await.unwrap();
     assert_eq!(replay.results[0].status, SubmitStatus::Duplicate);
     // Rewriting history: a different message reusing a committed sequence number.
@@ -487,7 +283,7 @@ async fn bad_messages_are_refused_precisely_and_never_committed() {
 
 #[test]
 fn a_key_outside_genesis_cannot_run_a_validator() {
-    let net = network();
+    let net = network(COLLECTORS, &[]);
     let dir = net.validators[0].dir.parent().unwrap().to_path_buf();
     let (file, _) = KeyFile::generate(KeyKind::Validator);
     file.write_new(&dir.join("keys/outsider.json")).unwrap();

@@ -3,9 +3,7 @@
 //! every refusal carries the code and message that says what was wrong.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -18,22 +16,19 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use custos_ledger::c2sp::{
     Checkpoint, CosignatureVerifier, KeyName, Note, QuorumPolicy, TlogProof,
 };
-use custos_ledger::codec::{List, Text};
-use custos_ledger::crypto::{PublicKey, SecretKey, Signed};
+use custos_ledger::codec::Text;
+use custos_ledger::crypto::{PublicKey, SecretKey};
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::merkle::{verify_consistency, verify_inclusion};
-use custos_ledger::message::{
-    EvidenceKind, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
-};
+use custos_ledger::message::UnixMillis;
 use custos_node::keys::{KeyFile, KeyKind};
 use custos_rpc::token::RpcToken;
-use custos_rpc::{
-    CheckpointSource, CustosApiClient, MessageRef, QueryFilter, SubmitMessage, codes,
-};
+use custos_rpc::{CheckpointSource, CustosApiClient, MessageRef, QueryFilter, codes};
 
-const NETWORK: &str = "custos-it";
-const ORIGIN: &str = "custos.test/it";
-const VALIDATORS: usize = 4;
+mod common;
+
+use common::{NETWORK, Network, ORIGIN, chain, network};
+
 const COLLECTORS: usize = 1;
 /// Organisations in genesis, with their roles.
 const ORGANISATIONS: [(&str, &str); 4] = [
@@ -43,221 +38,6 @@ const ORGANISATIONS: [(&str, &str); 4] = [
     ("client1", "client"),
 ];
 const DEADLINE: Duration = Duration::from_secs(40);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Validator {
-    name: String,
-    dir: PathBuf,
-    rpc: String,
-    child: Option<Child>,
-}
-
-impl Validator {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))
-            .unwrap();
-        let child = Command::new(self.dir.join("../custos"))
-            .args(["node", "run", "--config"])
-            .arg(self.dir.join("node.toml"))
-            .env("CUSTOS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
-    }
-
-    fn client(&self) -> HttpClient {
-        custos_node::send::client(&self.rpc).unwrap()
-    }
-}
-
-impl Drop for Validator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct Network {
-    dir: tempfile::TempDir,
-    validators: Vec<Validator>,
-    validator_keys: Vec<PublicKey>,
-    collectors: Vec<SecretKey>,
-}
-
-/// Keys, genesis and configurations for four validators and four collectors.
-fn network() -> Network {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::create_dir_all(root.join("keys")).unwrap();
-    // A private copy: the shared target directory's binary may be replaced by another
-    // build while the test runs.
-    std::fs::copy(env!("CARGO_BIN_EXE_custos"), root.join("custos")).unwrap();
-    let mut spec = format!("network = \"{NETWORK}\"\nlog_origin = \"custos.test/it\"\n");
-    let mut validators = Vec::new();
-    let mut validator_keys = Vec::new();
-    for i in 0..VALIDATORS {
-        let name = format!("v{i}");
-        let (file, key) = KeyFile::generate(KeyKind::Validator);
-        validator_keys.push(key.public());
-        file.write_new(&root.join(format!("keys/{name}.json")))
-            .unwrap();
-        let p2p = free_port();
-        let rpc = free_port();
-        spec.push_str(&format!(
-            "[[validators]]\nname = \"{name}\"\norg = \"org{i}\"\nrole = \"warning\"\nkey = \"keys/{name}.json\"\np2p_address = \"/ip4/127.0.0.1/tcp/{p2p}\"\n"
-        ));
-        let vdir = root.join(&name);
-        std::fs::create_dir_all(&vdir).unwrap();
-        std::fs::write(
-            vdir.join("node.toml"),
-            format!(
-                "data_dir = \".\"\ngenesis = \"../genesis.json\"\nvalidator_key = \"../keys/{name}.json\"\np2p_listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\nrpc_listen = \"127.0.0.1:{rpc}\"\n\n[consensus]\npropose_timeout_ms = 1000\nvote_timeout_ms = 500\ntimeout_increase_ms = 500\n"
-            ),
-        )
-        .unwrap();
-        validators.push(Validator {
-            name,
-            dir: vdir,
-            rpc: format!("http://127.0.0.1:{rpc}"),
-            child: None,
-        });
-    }
-    let mut collectors = Vec::new();
-    for i in 0..COLLECTORS {
-        let (file, key) = KeyFile::generate(KeyKind::Collector);
-        file.write_new(&root.join(format!("keys/c{i}.json")))
-            .unwrap();
-        spec.push_str(&format!(
-            "[[collectors]]\nname = \"c{i}\"\nclient = \"client{}\"\nkey = \"keys/c{i}.json\"\n",
-            i % 2
-        ));
-        collectors.push(key);
-    }
-    for (id, role) in ORGANISATIONS {
-        let path = root.join(format!("keys/{id}.json"));
-        let (file, _) = KeyFile::generate(KeyKind::Organisation);
-        file.write_new(&path).unwrap();
-        spec.push_str(&format!(
-            "[[organisations]]\nid = \"{id}\"\nrole = \"{role}\"\nkey = \"keys/{id}.json\"\n"
-        ));
-    }
-    spec.push_str("[params]\nempty_block_interval_ms = 2000\n");
-    std::fs::write(root.join("network.toml"), spec).unwrap();
-    let genesis =
-        custos_node::genesis_spec::build(&root.join("network.toml"), UnixMillis(1)).unwrap();
-    std::fs::write(
-        root.join("genesis.json"),
-        serde_json::to_string(&genesis).unwrap(),
-    )
-    .unwrap();
-    Network {
-        dir,
-        validators,
-        validator_keys,
-        collectors,
-    }
-}
-
-/// A collector's messages, chained, as RPC submissions with their leaf hashes.
-fn chain(
-    key: &SecretKey,
-    client: &str,
-    count: usize,
-    payload_bytes: usize,
-) -> Vec<(SubmitMessage, Sha256Hash)> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut prev = Sha256Hash::ZERO;
-    (1..=count as u64)
-        .map(|sequence| {
-            let mut payload = format!("{client} seq {sequence} ").into_bytes();
-            payload.resize(payload_bytes, b'x');
-            let message = Message {
-                network: Text::new(NETWORK).unwrap(),
-                author: key.public().key_id(),
-                client: Text::new(client).unwrap(),
-                sequence,
-                prev,
-                kind: Kind::Evidence {
-                    evidence: EvidenceKind::LogLine,
-                },
-                format: SourceFormat::Raw,
-                occurred_at: None,
-                observed_at: UnixMillis(sequence),
-                severity: None,
-                rule_id: None,
-                host: None,
-                attack_ids: List::empty(),
-                references: List::empty(),
-                parse_error: None,
-                payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), &payload),
-            };
-            let envelope = Signed::sign(message, key);
-            prev = envelope.leaf_hash();
-            (
-                SubmitMessage {
-                    envelope: b64.encode(envelope.leaf_bytes()),
-                    payload: b64.encode(&payload),
-                },
-                prev,
-            )
-        })
-        .collect()
-}
-
-async fn wait_until_serving(validators: &[Validator]) {
-    let start = Instant::now();
-    for v in validators.iter().filter(|v| v.child.is_some()) {
-        while v.client().status().await.is_err() {
-            assert!(start.elapsed() < DEADLINE, "{} never served RPC", v.name);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn wait_for_log_size(validators: &[Validator], size: u64) -> Sha256Hash {
-    let start = Instant::now();
-    loop {
-        let mut statuses = Vec::new();
-        for v in validators {
-            if let Ok(status) = v.client().status().await {
-                statuses.push(status);
-            }
-        }
-        if statuses.len() == validators.len() && statuses.iter().all(|s| s.log_size >= size) {
-            let roots: Vec<_> = statuses.iter().map(|s| (s.log_size, s.log_root)).collect();
-            if roots.windows(2).all(|w| w[0] == w[1]) {
-                return roots[0].1;
-            }
-        }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "validators did not all reach log size {size}: {:?}",
-            statuses
-                .iter()
-                .map(|s| (s.validator.clone(), s.height, s.log_size))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// The code and message of a refused call (with its data, where jsonrpsee puts the
 /// details of invalid params).
@@ -284,11 +64,11 @@ fn policy(keys: &[PublicKey], names: &[&str], threshold: usize) -> QuorumPolicy 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_reads_verify_independently_and_refuse_precisely() {
-    let mut net = network();
+    let mut net = network(COLLECTORS, &ORGANISATIONS);
     for v in &mut net.validators {
         v.start();
     }
-    wait_until_serving(&net.validators).await;
+    common::wait_until_serving(&net.validators, DEADLINE).await;
     let client = net.validators[0].client();
     let messages = chain(&net.collectors[0], "client0", 5, 64);
     let response = client
@@ -297,7 +77,7 @@ async fn public_reads_verify_independently_and_refuse_precisely() {
         .unwrap();
     assert_eq!(response.admitted, 5, "{:?}", response.results);
     let hashes: Vec<Sha256Hash> = messages.iter().map(|(_, h)| *h).collect();
-    wait_for_log_size(&net.validators, 5).await;
+    common::wait_for_log_size(&net.validators, 5, DEADLINE).await;
 
     // Blocks: walking them from height 1 gives the submitted leaves in order, each block's
     // range ending at its header's log size, finalized by a quorum.
@@ -553,11 +333,11 @@ fn by_hash(hash: Sha256Hash) -> MessageRef {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authenticated_reads_check_credentials_and_roles() {
-    let mut net = network();
+    let mut net = network(COLLECTORS, &ORGANISATIONS);
     for v in &mut net.validators {
         v.start();
     }
-    wait_until_serving(&net.validators).await;
+    common::wait_until_serving(&net.validators, DEADLINE).await;
     let url = net.validators[1].rpc.clone();
     let messages = chain(&net.collectors[0], "client0", 3, 100);
     let payloads: Vec<Vec<u8>> = messages
@@ -575,7 +355,7 @@ async fn authenticated_reads_check_credentials_and_roles() {
         .unwrap();
     assert_eq!(response.admitted, 3, "{:?}", response.results);
     let hashes: Vec<Sha256Hash> = messages.iter().map(|(_, h)| *h).collect();
-    wait_for_log_size(&net.validators, 3).await;
+    common::wait_for_log_size(&net.validators, 3, DEADLINE).await;
 
     // A response organisation reads envelopes by each of the three references, and
     // payloads whose SHA-256 matches the envelope.
@@ -1046,11 +826,11 @@ fn call(method: &str, params: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_json_rpc_errors_and_the_node_keeps_serving() {
-    let mut net = network();
+    let mut net = network(COLLECTORS, &ORGANISATIONS);
     for v in &mut net.validators {
         v.start();
     }
-    wait_until_serving(&net.validators).await;
+    common::wait_until_serving(&net.validators, DEADLINE).await;
     let url = net.validators[0].rpc.clone();
     let unknown_hash = "ab".repeat(32);
     let huge_string = format!("[\"{}\"]", "x".repeat(1 << 20));
