@@ -401,15 +401,7 @@ impl<B: Backend> Reader<'_, B> {
                     height,
                     head: height,
                 })?;
-        let leaf = envelope.leaf_bytes();
-        Ok(MessageInfo {
-            leaf_index: index,
-            leaf_hash: envelope.leaf_hash(),
-            height,
-            committed_at_ms,
-            envelope: base64::engine::general_purpose::STANDARD.encode(leaf),
-            message: envelope.body,
-        })
+        Ok(message_info(index, envelope, height, committed_at_ms))
     }
 
     /// The payload of the message `reference` names, if `caller` may read it.
@@ -437,6 +429,57 @@ impl<B: Backend> Reader<'_, B> {
 }
 
 impl<B: Backend> Reader<'_, B> {
+    /// Checks a message subscription's filter before the subscription is accepted.
+    pub fn check_subscription(
+        &self,
+        caller: &Caller,
+        filter: &QueryFilter,
+    ) -> Result<(), ReadError> {
+        if filter.after.is_some() || filter.limit.is_some() {
+            return Err(ReadError::BadFilter(
+                "after and limit page custos_query results; a subscription delivers every new \
+                 match, so leave them out"
+                    .into(),
+            ));
+        }
+        check_filter(caller, filter).map(|_| ())
+    }
+
+    /// The messages of the block at `height` that match `filter` and that `caller` may
+    /// read, in log order: what a message subscription delivers for that block.
+    pub fn block_matches(
+        &self,
+        caller: &Caller,
+        filter: &QueryFilter,
+        height: u64,
+    ) -> Result<Vec<MessageInfo>, ReadError> {
+        let (client, from, to) = check_filter(caller, filter)?;
+        let Some(header) = self.ledger.header(height)? else {
+            return Ok(Vec::new());
+        };
+        if header.time < from || header.time >= to {
+            return Ok(Vec::new());
+        }
+        let first = match height {
+            0 | 1 => 0,
+            _ => self.ledger.header(height - 1)?.map_or(0, |h| h.log_size),
+        };
+        let mut found = Vec::new();
+        for index in first..header.log_size {
+            let Some(envelope) = self.ledger.envelope(index)? else {
+                continue;
+            };
+            let message = &envelope.body;
+            if message.client == client
+                && matches(filter, message)
+                && may_read(caller, &message.kind, &message.client)
+            {
+                found.push(message_info(index, envelope, height, header.time.0));
+            }
+        }
+        Ok(found)
+    }
+
     /// A page of `filter`'s matches that `caller` may read.
     pub fn query(&self, caller: &Caller, filter: &QueryFilter) -> Result<QueryPage, ReadError> {
         let limit = filter.limit.unwrap_or(MAX_QUERY_PAGE);
@@ -445,43 +488,7 @@ impl<B: Backend> Reader<'_, B> {
                 "limit {limit} is not within 1..={MAX_QUERY_PAGE}"
             )));
         }
-        const KINDS: [&str; 9] = [
-            "evidence",
-            "heartbeat",
-            "early-warning",
-            "incident",
-            "insurance",
-            "membership",
-            "access-audit",
-            "anchor-receipt",
-            "equivocation",
-        ];
-        if let Some(kind) = &filter.kind
-            && !KINDS.contains(&kind.as_str())
-        {
-            return Err(ReadError::BadFilter(format!(
-                "unknown kind {kind:?}; one of {}",
-                KINDS.join(", ")
-            )));
-        }
-        let client = OrgId::new(filter.client.as_str())
-            .map_err(|e| ReadError::BadFilter(format!("client: {e}")))?;
-        if caller.role == Role::Client && client != caller.org {
-            return Err(ReadError::Forbidden {
-                org: caller.org.to_string(),
-                role: "client".into(),
-                kind: "any",
-                client: client.to_string(),
-            });
-        }
-        let from = UnixMillis(filter.committed_from_ms.unwrap_or(0));
-        let to = UnixMillis(filter.committed_to_ms.unwrap_or(u64::MAX));
-        if from > to {
-            return Err(ReadError::BadFilter(format!(
-                "committed_from_ms {} is after committed_to_ms {}",
-                from.0, to.0
-            )));
-        }
+        let (client, from, to) = check_filter(caller, filter)?;
         let mut messages = Vec::new();
         let mut cursor = filter.after;
         let mut scanned = 0;
@@ -573,6 +580,54 @@ impl<B: Backend> Reader<'_, B> {
     }
 }
 
+/// The kinds a filter may name.
+const KINDS: [&str; 9] = [
+    "evidence",
+    "heartbeat",
+    "early-warning",
+    "incident",
+    "insurance",
+    "membership",
+    "access-audit",
+    "anchor-receipt",
+    "equivocation",
+];
+
+/// Checks what a query or subscription filter names, and returns its client and committed
+/// time range.
+fn check_filter(
+    caller: &Caller,
+    filter: &QueryFilter,
+) -> Result<(OrgId, UnixMillis, UnixMillis), ReadError> {
+    if let Some(kind) = &filter.kind
+        && !KINDS.contains(&kind.as_str())
+    {
+        return Err(ReadError::BadFilter(format!(
+            "unknown kind {kind:?}; one of {}",
+            KINDS.join(", ")
+        )));
+    }
+    let client = OrgId::new(filter.client.as_str())
+        .map_err(|e| ReadError::BadFilter(format!("client: {e}")))?;
+    if caller.role == Role::Client && client != caller.org {
+        return Err(ReadError::Forbidden {
+            org: caller.org.to_string(),
+            role: "client".into(),
+            kind: "any",
+            client: client.to_string(),
+        });
+    }
+    let from = UnixMillis(filter.committed_from_ms.unwrap_or(0));
+    let to = UnixMillis(filter.committed_to_ms.unwrap_or(u64::MAX));
+    if from > to {
+        return Err(ReadError::BadFilter(format!(
+            "committed_from_ms {} is after committed_to_ms {}",
+            from.0, to.0
+        )));
+    }
+    Ok((client, from, to))
+}
+
 /// Whether `message` passes the filters other than client and committed time (which the
 /// index scan applies).
 fn matches(filter: &QueryFilter, message: &Message) -> bool {
@@ -612,6 +667,18 @@ fn matches(filter: &QueryFilter, message: &Message) -> bool {
             .incident_id
             .as_ref()
             .is_none_or(|i| incident == Some(i.as_str()))
+}
+
+/// What the API says about the committed envelope at `index`.
+fn message_info(index: u64, envelope: Envelope, height: u64, committed_at_ms: u64) -> MessageInfo {
+    MessageInfo {
+        leaf_index: index,
+        leaf_hash: envelope.leaf_hash(),
+        height,
+        committed_at_ms,
+        envelope: base64::engine::general_purpose::STANDARD.encode(envelope.leaf_bytes()),
+        message: envelope.body,
+    }
 }
 
 fn info(note: &Note, checkpoint: &Checkpoint, source: CheckpointSource) -> CheckpointInfo {

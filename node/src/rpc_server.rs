@@ -5,10 +5,13 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use jsonrpsee::Extensions;
+use jsonrpsee::MethodResponse;
 use jsonrpsee::PendingSubscriptionSink;
+use jsonrpsee::core::middleware::{Batch, BatchEntry, BatchEntryErr, Notification};
 use jsonrpsee::core::{RpcResult, SubscriptionResult, async_trait};
+use jsonrpsee::server::middleware::rpc::{RpcServiceBuilder, RpcServiceT};
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
-use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::types::{ErrorObjectOwned, Request};
 
 use custos_ledger::block::Entry;
 use custos_ledger::codec::Bytes;
@@ -18,8 +21,8 @@ use custos_rpc::token::{Caller, RpcToken};
 use custos_rpc::{
     AuditLogPage, BlockInfo, CheckpointInfo, ConsistencyProofInfo, CustosApiServer,
     InclusionProofInfo, MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, MessageInfo, MessageRef, NodeStatus,
-    PayloadInfo, QueryFilter, QueryPage, SubmitMessage, SubmitResponse, SubmitResult, SubmitStatus,
-    codes,
+    ParamNames, PayloadInfo, QueryFilter, QueryPage, SubmitMessage, SubmitResponse, SubmitResult,
+    SubmitStatus, codes,
 };
 
 use crate::audit::AuditRead;
@@ -90,6 +93,89 @@ where
             request.extensions_mut().insert(header);
         }
         self.inner.call(request)
+    }
+}
+
+/// Refuses parameters a method does not take (more positional parameters than it
+/// declares, unknown names) with invalid params, before jsonrpsee's decoding, which
+/// would ignore them: a caller who passes a parameter the node ignores is misreading
+/// the API, and should be told.
+#[derive(Clone, Debug)]
+struct ParamCheck<S> {
+    inner: S,
+    names: Arc<ParamNames>,
+}
+
+impl<S> ParamCheck<S> {
+    fn refusal(&self, request: &Request<'_>) -> Option<ErrorObjectOwned> {
+        self.names
+            .check(
+                request.method_name(),
+                request.params.as_ref().map(|p| p.get()),
+            )
+            .err()
+            .map(|message| {
+                ErrorObjectOwned::owned(
+                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                    message,
+                    None::<()>,
+                )
+            })
+    }
+}
+
+impl<S> RpcServiceT for ParamCheck<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type MethodResponse = MethodResponse;
+    type NotificationResponse = MethodResponse;
+    type BatchResponse = MethodResponse;
+
+    fn call<'a>(
+        &self,
+        request: Request<'a>,
+    ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
+        let refusal = self.refusal(&request);
+        let inner = self.inner.clone();
+        async move {
+            match refusal {
+                Some(error) => MethodResponse::error(request.id, error),
+                None => inner.call(request).await,
+            }
+        }
+    }
+
+    fn batch<'a>(
+        &self,
+        mut batch: Batch<'a>,
+    ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
+        for entry in batch.iter_mut() {
+            let refused = match entry {
+                Ok(BatchEntry::Call(request)) => self
+                    .refusal(request)
+                    .map(|error| BatchEntryErr::new(request.id.clone(), error)),
+                _ => None,
+            };
+            if let Some(refused) = refused {
+                *entry = Err(refused);
+            }
+        }
+        self.inner.batch(batch)
+    }
+
+    fn notification<'a>(
+        &self,
+        notification: Notification<'a>,
+    ) -> impl std::future::Future<Output = MethodResponse> + Send + 'a {
+        self.inner.notification(notification)
     }
 }
 
@@ -358,6 +444,83 @@ impl CustosApiServer for RpcService {
         }
     }
 
+    async fn subscribe_messages(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+        filter: QueryFilter,
+    ) -> SubscriptionResult {
+        use tokio::sync::broadcast::error::RecvError;
+        let caller = match self.authenticate(ext) {
+            Ok(caller) => caller,
+            Err(refusal) => {
+                pending.reject(refusal).await;
+                return Ok(());
+            }
+        };
+        let checked = {
+            let (caller, filter) = (caller.clone(), filter.clone());
+            self.read(move |r| r.check_subscription(&caller, &filter))
+                .await
+        };
+        if let Err(refusal) = checked {
+            pending.reject(refusal).await;
+            return Ok(());
+        }
+        let mut heights = self.shared.committed.subscribe();
+        let sink = pending.accept().await?;
+        // Skew is tolerated when a credential is checked, not for how long it serves: a
+        // subscription ends when the node's clock passes the expiry.
+        let valid_ms = caller
+            .expires_at
+            .0
+            .saturating_sub(crate::runtime::now_ms().0);
+        let expiry = tokio::time::sleep(std::time::Duration::from_millis(valid_ms));
+        tokio::pin!(expiry);
+        loop {
+            let height = tokio::select! {
+                () = sink.closed() => return Ok(()),
+                () = &mut expiry => {
+                    return Err(format!(
+                        "the credential expired at {} ms; subscribe again with a new token",
+                        caller.expires_at.0
+                    )
+                    .into());
+                }
+                height = heights.recv() => match height {
+                    Ok(height) => height,
+                    Err(RecvError::Lagged(missed)) => {
+                        return Err(format!(
+                            "subscriber fell {missed} blocks behind; resubscribe and read the \
+                             gap with custos_query"
+                        )
+                        .into());
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                },
+            };
+            let found = {
+                let (caller, filter) = (caller.clone(), filter.clone());
+                self.read(move |r| r.block_matches(&caller, &filter, height))
+                    .await
+                    .map_err(|e| e.message().to_owned())?
+            };
+            if found.is_empty() {
+                continue;
+            }
+            // Recorded before it is sent: a delivery that cannot be audited is not made.
+            let indexes = found.iter().map(|m| m.leaf_index).collect();
+            self.audit(&caller, "custos_subscribeMessages", indexes)
+                .map_err(|e| e.message().to_owned())?;
+            for info in found {
+                let raw = serde_json::value::to_raw_value(&info)?;
+                if sink.send(raw).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     async fn query(&self, ext: &Extensions, filter: QueryFilter) -> RpcResult<QueryPage> {
         let caller = self.authenticate(ext)?;
         let reader = caller.clone();
@@ -399,9 +562,14 @@ pub async fn start(
         .max_response_body_size(MAX_REQUEST_BYTES)
         .max_subscriptions_per_connection(custos_rpc::MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .build();
+    let names = Arc::new(ParamNames::from_openrpc(custos_rpc::OPENRPC_DOCUMENT)?);
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(AuthLayer))
+        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(move |inner| ParamCheck {
+            inner,
+            names: names.clone(),
+        }))
         .build(address)
         .await?;
     let local = server.local_addr()?;

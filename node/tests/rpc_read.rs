@@ -279,6 +279,153 @@ async fn public_reads_verify_independently_and_refuse_precisely() {
     assert!(refused.is_err(), "a 17th subscription was accepted");
 }
 
+/// A WebSocket client that sends `authorization` with its upgrade request.
+async fn ws_with(url: &str, authorization: &str) -> jsonrpsee::ws_client::WsClient {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(authorization).unwrap(),
+    );
+    WsClientBuilder::default()
+        .set_headers(headers)
+        .build(url.replace("http://", "ws://"))
+        .await
+        .unwrap()
+}
+
+/// The next `count` notifications of a message subscription.
+async fn next_messages(
+    subscription: &mut jsonrpsee::core::client::Subscription<custos_rpc::MessageInfo>,
+    count: usize,
+) -> Vec<custos_rpc::MessageInfo> {
+    let mut messages = Vec::new();
+    while messages.len() < count {
+        let next = tokio::time::timeout(DEADLINE, subscription.next())
+            .await
+            .expect("a message within the deadline")
+            .expect("subscription open")
+            .unwrap();
+        messages.push(next);
+    }
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_subscriptions_deliver_permitted_matches_and_are_audited() {
+    let mut net = network(2, &ORGANISATIONS);
+    for v in &mut net.validators {
+        v.start();
+    }
+    common::wait_until_serving(&net.validators, DEADLINE).await;
+    let url = net.validators[2].rpc.clone();
+    let filter = |client: &str| QueryFilter {
+        client: client.into(),
+        kind: Some("evidence".into()),
+        ..QueryFilter::default()
+    };
+    let forensics_token = format!("Custos {}", cli_token(&net, "forensics", "600"));
+    let forensics = ws_with(&url, &forensics_token).await;
+    let mut of_client0 = forensics
+        .subscribe_messages(filter("client0"))
+        .await
+        .unwrap();
+    let client1 = ws_with(
+        &url,
+        &format!("Custos {}", cli_token(&net, "client1", "600")),
+    )
+    .await;
+    let mut of_client1 = client1.subscribe_messages(filter("client1")).await.unwrap();
+    // A subscription whose credential expires ends then.
+    let short = ws_with(
+        &url,
+        &format!("Custos {}", cli_token(&net, "forensics", "2")),
+    )
+    .await;
+    let mut expiring = short.subscribe_messages(filter("client0")).await.unwrap();
+
+    // Refusals, each with its reason.
+    let anonymous = WsClientBuilder::default()
+        .build(url.replace("http://", "ws://"))
+        .await
+        .unwrap();
+    let (code, message) = refusal(anonymous.subscribe_messages(filter("client0")).await);
+    assert_eq!(code, codes::UNAUTHENTICATED, "{message}");
+    let (code, message) = refusal(client1.subscribe_messages(filter("client0")).await);
+    assert_eq!(code, codes::FORBIDDEN, "{message}");
+    let paged = QueryFilter {
+        limit: Some(10),
+        ..filter("client0")
+    };
+    let (code, message) = refusal(forensics.subscribe_messages(paged).await);
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert!(message.contains("after and limit"), "{message}");
+    let unknown_kind = QueryFilter {
+        kind: Some("gossip".into()),
+        ..filter("client0")
+    };
+    let (code, message) = refusal(forensics.subscribe_messages(unknown_kind).await);
+    assert_eq!(code, codes::INVALID_INPUT);
+    assert!(message.contains("unknown kind"), "{message}");
+
+    // Messages for both clients: each subscriber sees exactly its client's, in order.
+    let zero = chain(&net.collectors[0], "client0", 4, 80);
+    let one = chain(&net.collectors[1], "client1", 3, 80);
+    let submitter = net.validators[0].client();
+    for batch in [&zero, &one] {
+        let response = submitter
+            .submit(batch.iter().map(|(m, _)| m.clone()).collect())
+            .await
+            .unwrap();
+        assert_eq!(response.admitted, batch.len(), "{:?}", response.results);
+    }
+    let seen0 = next_messages(&mut of_client0, zero.len()).await;
+    let seen1 = next_messages(&mut of_client1, one.len()).await;
+    for (seen, sent, client) in [(&seen0, &zero, "client0"), (&seen1, &one, "client1")] {
+        let hashes: Vec<Sha256Hash> = seen.iter().map(|m| m.leaf_hash).collect();
+        let expected: Vec<Sha256Hash> = sent.iter().map(|(_, h)| *h).collect();
+        assert_eq!(hashes, expected, "{client}");
+        assert!(seen.iter().all(|m| m.message.client.as_str() == client));
+    }
+    let ended = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match expiring.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "a subscription outlived its credential");
+
+    // Every delivery is in the audit log of all four validators.
+    let delivered: std::collections::BTreeSet<u64> = seen0.iter().map(|m| m.leaf_index).collect();
+    for v in &net.validators {
+        let reader = client_with(&v.rpc, &forensics_token);
+        let start = Instant::now();
+        loop {
+            let page = reader.get_audit_log(None, None).await.unwrap();
+            let audited: std::collections::BTreeSet<u64> = page
+                .records
+                .iter()
+                .filter(|r| {
+                    r.audit.method.as_str() == "custos_subscribeMessages"
+                        && r.audit.reader.as_str() == "forensics"
+                })
+                .flat_map(|r| r.audit.leaf_indexes.iter().copied())
+                .collect();
+            if delivered.is_subset(&audited) {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{}: deliveries {delivered:?} not all audited: {audited:?}",
+                v.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 /// A token issued by the `custos token` command for organisation `org`.
 fn cli_token(net: &Network, org: &str, ttl_s: &str) -> String {
     let output = Command::new(net.dir.path().join("custos"))
@@ -1019,6 +1166,26 @@ async fn malformed_requests_get_json_rpc_errors_and_the_node_keeps_serving() {
             "audit log without credential",
             call("custos_getAuditLog", "[]").into_bytes(),
             -32010,
+        ),
+        (
+            "an extra positional param",
+            call("custos_getBlock", "[1, 2]").into_bytes(),
+            -32602,
+        ),
+        (
+            "a param to a method that takes none",
+            call("custos_status", "[true]").into_bytes(),
+            -32602,
+        ),
+        (
+            "an unknown named param beside a valid one",
+            call("custos_getBlock", r#"{"height":1,"verbose":true}"#).into_bytes(),
+            -32602,
+        ),
+        (
+            "an extra param inside a batch",
+            format!("[{}]", call("custos_getCheckpoint", "[1, 2]")).into_bytes(),
+            -32602,
         ),
         (
             "submit a non-list",

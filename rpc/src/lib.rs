@@ -76,6 +76,88 @@ pub fn check_openrpc<'a>(
     })
 }
 
+/// The parameter names of each documented method, from the OpenRPC document: the server
+/// refuses parameters a method does not take, which jsonrpsee alone would ignore.
+#[derive(Clone, Debug, Default)]
+pub struct ParamNames {
+    by_method: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl ParamNames {
+    /// Reads the parameter names of every method in `document`.
+    pub fn from_openrpc(document: &str) -> Result<Self, OpenRpcError> {
+        let value: serde_json::Value =
+            serde_json::from_str(document).map_err(|e| OpenRpcError::Malformed(e.to_string()))?;
+        let mut by_method = std::collections::HashMap::new();
+        for method in value["methods"]
+            .as_array()
+            .ok_or_else(|| OpenRpcError::Malformed("no `methods` array".into()))?
+        {
+            let name = method["name"]
+                .as_str()
+                .ok_or_else(|| OpenRpcError::Malformed("a method without a `name`".into()))?;
+            let params = match method.get("params") {
+                None => Vec::new(),
+                Some(params) => params
+                    .as_array()
+                    .ok_or_else(|| {
+                        OpenRpcError::Malformed(format!("{name}: `params` is not a list"))
+                    })?
+                    .iter()
+                    .map(|p| {
+                        p["name"].as_str().map(str::to_owned).ok_or_else(|| {
+                            OpenRpcError::Malformed(format!("{name}: a parameter without a `name`"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            by_method.insert(name.to_owned(), params);
+        }
+        Ok(Self { by_method })
+    }
+
+    /// Checks that `params` passes no parameter `method` does not take: no more positional
+    /// parameters than it declares, no unknown names. Methods the document does not list
+    /// pass (the server answers them as unknown); so do params that are neither a list nor
+    /// an object (the method's own decoding refuses them).
+    pub fn check(&self, method: &str, params: Option<&str>) -> Result<(), String> {
+        let (Some(names), Some(params)) = (self.by_method.get(method), params) else {
+            return Ok(());
+        };
+        let params = params.trim_start();
+        let takes = || match names.len() {
+            0 => "no parameters".to_owned(),
+            1 => format!("1 parameter ({})", names[0]),
+            n => format!("{n} parameters ({})", names.join(", ")),
+        };
+        if params.starts_with('[') {
+            let Ok(list) = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(params) else {
+                return Ok(());
+            };
+            if list.len() > names.len() {
+                return Err(format!(
+                    "{method} takes {}; {} were given",
+                    takes(),
+                    list.len()
+                ));
+            }
+        } else if params.starts_with('{') {
+            let Ok(object) = serde_json::from_str::<
+                std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+            >(params) else {
+                return Ok(());
+            };
+            if let Some(unknown) = object.keys().find(|k| !names.contains(k)) {
+                return Err(format!(
+                    "{method} has no parameter named {unknown:?}; it takes {}",
+                    takes()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Most messages in one `custos_submit` call.
 pub const MAX_SUBMIT_BATCH: usize = 1_000;
 
@@ -459,6 +541,14 @@ pub trait CustosApi {
     #[subscription(name = "subscribeBlocks" => "block", unsubscribe = "unsubscribeBlocks", item = BlockInfo)]
     async fn subscribe_blocks(&self) -> SubscriptionResult;
 
+    /// Notifies every message committed from now on that matches `filter` (the
+    /// [`QueryFilter`] without `after` and `limit`), as `custos_getMessage` returns it
+    /// (WebSocket only). Needs an organisation credential, sent with the upgrade request;
+    /// messages the role may not read are left out and every delivery is audited. The
+    /// subscription ends with an error when the credential expires.
+    #[subscription(name = "subscribeMessages" => "message", unsubscribe = "unsubscribeMessages", item = MessageInfo, with_extensions)]
+    async fn subscribe_messages(&self, filter: QueryFilter) -> SubscriptionResult;
+
     /// Messages about one client matching `filter`, in commit order, a page at a time.
     /// Needs an organisation credential; messages the role may not read are left out (a
     /// client organisation may query only itself). Audited.
@@ -487,6 +577,39 @@ mod tests {
         let unique: std::collections::BTreeSet<&String> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
         assert!(names.iter().all(|n| n.starts_with("custos_")));
+    }
+
+    #[test]
+    fn extra_and_unknown_params_are_named() {
+        let names = ParamNames::from_openrpc(OPENRPC_DOCUMENT).unwrap();
+        assert_eq!(names.check("custos_getBlock", Some("[1]")), Ok(()));
+        assert_eq!(
+            names.check("custos_getBlock", Some(r#"{"height":1}"#)),
+            Ok(())
+        );
+        assert_eq!(
+            names.check("custos_getBlock", Some("[1, 2]")),
+            Err("custos_getBlock takes 1 parameter (height); 2 were given".into())
+        );
+        assert_eq!(
+            names.check("custos_status", Some("[null]")),
+            Err("custos_status takes no parameters; 1 were given".into())
+        );
+        assert_eq!(
+            names.check(
+                "custos_getInclusionProof",
+                Some(r#"{"leaf_hash":"00","size":3}"#)
+            ),
+            Err(
+                "custos_getInclusionProof has no parameter named \"size\"; it takes 2 \
+                 parameters (leaf_hash, tree_size)"
+                    .into()
+            )
+        );
+        // Shapes the method's own decoding refuses, and unknown methods, pass through.
+        assert_eq!(names.check("custos_getBlock", Some("\"x\"")), Ok(()));
+        assert_eq!(names.check("custos_nope", Some("[1, 2, 3]")), Ok(()));
+        assert_eq!(names.check("custos_getBlock", None), Ok(()));
     }
 
     #[test]

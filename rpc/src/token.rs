@@ -58,6 +58,8 @@ pub struct Caller {
     pub role: Role,
     /// The key that signed the token.
     pub key_id: KeyId,
+    /// When the token stops being valid: long-lived calls (subscriptions) end then.
+    pub expires_at: UnixMillis,
 }
 
 /// Why a token was refused.
@@ -225,6 +227,7 @@ impl RpcToken {
             org: body.org.clone(),
             role,
             key_id: body.key_id,
+            expires_at: body.expires_at,
         })
     }
 }
