@@ -426,6 +426,91 @@ async fn message_subscriptions_deliver_permitted_matches_and_are_audited() {
     }
 }
 
+/// The shell block between the example markers of `rpc/README.md`.
+fn readme_examples() -> String {
+    let readme = include_str!("../../rpc/README.md");
+    let block = readme
+        .split_once("<!-- examples:start -->")
+        .and_then(|(_, rest)| rest.split_once("<!-- examples:end -->"))
+        .expect("rpc/README.md has the example markers")
+        .0;
+    block
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_curl_examples_work_as_written() {
+    let mut net = network(COLLECTORS, &ORGANISATIONS);
+    for v in &mut net.validators {
+        v.start();
+    }
+    common::wait_until_serving(&net.validators, DEADLINE).await;
+    let messages = chain(&net.collectors[0], "client0", 3, 64);
+    let response = net.validators[0]
+        .client()
+        .submit(messages.iter().map(|(m, _)| m.clone()).collect())
+        .await
+        .unwrap();
+    assert_eq!(response.admitted, 3, "{:?}", response.results);
+    common::wait_for_log_size(&net.validators, 3, DEADLINE).await;
+    // The testnet's names, mapped onto this network's: key paths first, then names.
+    let dir = net.dir.path().display().to_string();
+    let script = readme_examples()
+        .replace("http://127.0.0.1:8601", &net.validators[0].rpc)
+        .replace("target/release/custos", &format!("{dir}/custos"))
+        .replace("testnet/data/keys/org-", &format!("{dir}/keys/"))
+        .replace("custos-testnet", NETWORK)
+        .replace("acme-bank", "client0")
+        .replace("f-cert", "forensics");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .output()
+            .expect("bash runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "the examples failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let answers: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let outcomes: Vec<String> = answers
+        .iter()
+        .map(|a| match a["error"]["code"].as_i64() {
+            Some(code) => code.to_string(),
+            None if a.get("result").is_some() => "ok".to_owned(),
+            None => format!("neither result nor error: {a}"),
+        })
+        .collect();
+    let expected = [
+        "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "-32010", "-32602", "ok",
+    ];
+    assert_eq!(outcomes, expected, "{stdout:.2000}");
+    // The payload the examples fetched is the first message's, and its proof verifies.
+    let payload = &answers[4]["result"];
+    assert_eq!(payload["leaf_index"], 0);
+    let proof: custos_rpc::InclusionProofInfo =
+        serde_json::from_value(answers[5]["result"].clone()).unwrap();
+    assert_eq!(proof.leaf_hash, messages[0].1);
+    verify_inclusion(
+        proof.leaf_hash.as_bytes(),
+        proof.leaf_index,
+        proof.tree_size,
+        &proof.path,
+        proof.root.as_bytes(),
+    )
+    .unwrap();
+}
+
 /// A token issued by the `custos token` command for organisation `org`.
 fn cli_token(net: &Network, org: &str, ttl_s: &str) -> String {
     let output = Command::new(net.dir.path().join("custos"))
