@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The network benchmark: four real validators on loopback with RocksDB syncing as in
+# production, pre-signed 1 KiB messages from eight collectors, an offered-load sweep and a
+# saturation run, the same-run Ed25519 ceiling, CPU and storage per message, proof reads,
+# catch-up and SIGKILL rejoin. The logic is in Rust (tests/src/bench); results (Markdown,
+# JSON, PNG plot) go to results/. The last line of the output is the JSON.
+#
+#   scripts/bench.sh            the full run (a few minutes)
+#   scripts/bench.sh --quick    a short run, under a minute of measuring
+#   scripts/bench.sh --keep     also keep the validators' folders for inspection
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for arg in "$@"; do
+  case "$arg" in
+    --quick|--keep) ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+scripts/setup.sh >&2
+target="${CARGO_TARGET_DIR:-target}"
+echo "bench: building custos and the bench (release)" >&2
+cargo build --release -p custos-node --bin custos -p custos-tests --bin bench >&2
+exec "$target/release/bench" --custos "$target/release/custos" --out results "$@"
