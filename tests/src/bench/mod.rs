@@ -85,7 +85,7 @@ const SATURATION_BATCH: usize = 250;
 const PROOF_CONCURRENCY: usize = 16;
 /// How long a phase may take to drain (everything sent is committed) before the run is
 /// declared failed.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
+const DRAIN_DEADLINE: Duration = Duration::from_secs(300);
 
 fn progress(text: &str) {
     #[allow(clippy::print_stderr)]
