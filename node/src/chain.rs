@@ -157,13 +157,20 @@ impl Chain {
         Ok(Block { header, body })
     }
 
-    /// Checks a proposed block: the paper's `valid(v)`. Messages found in `mempool` had
-    /// their signatures checked on admission and are not verified again.
+    /// Checks a block proposed in `round`: the paper's `valid(v)`. Messages found in
+    /// `mempool` had their signatures checked on admission and are not verified again.
+    ///
+    /// A block is built by the proposer of the round it names in its header, and
+    /// `proposer_of` says who that is. A fresh proposal names its own round; a
+    /// re-proposal (`pol_round` set, Algorithm 1 line 16) carries the valid value
+    /// unchanged, built in that round or earlier, so it names an earlier round and its
+    /// builder.
     pub fn validate_block(
         &self,
         block: &Block,
-        expected_proposer: KeyId,
+        proposer_of: impl Fn(u32) -> KeyId,
         round: u32,
+        pol_round: Option<u32>,
         now: UnixMillis,
         mempool: &Mempool,
     ) -> Result<Vec<Sha256Hash>, InvalidBlock> {
@@ -189,9 +196,21 @@ impl Chain {
                 header.parent, head.block_id
             ));
         }
-        if header.round != round {
-            return fail(format!("round {} proposed in round {round}", header.round));
+        let built_in_time = match pol_round {
+            None => header.round == round,
+            Some(pol_round) => header.round <= pol_round && pol_round < round,
+        };
+        if !built_in_time {
+            return fail(match pol_round {
+                None => format!("round {} proposed in round {round}", header.round),
+                Some(pol_round) => format!(
+                    "block of round {} re-proposed in round {round} with a polka of round \
+                     {pol_round}; it must be built in the polka's round or before",
+                    header.round
+                ),
+            });
         }
+        let expected_proposer = proposer_of(header.round);
         if header.proposer != expected_proposer {
             return fail(format!(
                 "proposer {} is not the round's proposer {expected_proposer}",

@@ -583,14 +583,23 @@ impl Runtime {
             warn!(proposer = %body.proposer, "proposal's block does not match its id");
             return Ok(());
         }
-        let expected = self
-            .consensus_validators
-            .proposer(Height::new(body.height), Round::new(body.round));
-        let expected_key = self.key_of(expected).expect("proposer in set").key_id();
+        let proposer_of = |round: u32| {
+            let index = self
+                .consensus_validators
+                .proposer(Height::new(body.height), Round::new(round));
+            self.key_of(index).expect("proposer in set").key_id()
+        };
         let valid = {
             let chain = self.shared.chain.read().expect("chain lock");
             let mempool = self.shared.mempool.lock().expect("mempool lock");
-            match chain.validate_block(&block, expected_key, body.round, now_ms(), &mempool) {
+            match chain.validate_block(
+                &block,
+                proposer_of,
+                body.round,
+                body.pol_round,
+                now_ms(),
+                &mempool,
+            ) {
                 Ok(_) => true,
                 Err(e) => {
                     warn!(height = body.height, round = body.round, error = %e, "invalid block proposed");

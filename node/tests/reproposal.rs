@@ -1,0 +1,99 @@
+//! Block validity across rounds: a fresh proposal names its own round and proposer; a
+//! re-proposal (Tendermint's valid value, Algorithm 1 line 16) carries the block built in
+//! an earlier round unchanged. Refusing re-proposals stalls a network whose validators are
+//! locked on a block, because that block can then never be proposed validly again.
+
+use std::sync::Arc;
+
+use custos_ledger::crypto::KeyId;
+use custos_ledger::message::UnixMillis;
+use custos_ledger::storage::{Ledger, RocksBackend};
+use custos_node::chain::{Chain, InvalidBlock};
+use custos_node::keys::{KeyFile, KeyKind};
+use custos_node::mempool::{Mempool, MempoolLimits};
+
+struct World {
+    _dir: tempfile::TempDir,
+    chain: Chain,
+    ids: Vec<KeyId>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("keys")).unwrap();
+    let mut spec = String::from("network = \"custos-it\"\nlog_origin = \"custos.test/log\"\n");
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (file, key) = KeyFile::generate(KeyKind::Validator);
+        file.write_new(&root.join(format!("keys/v{i}.json")))
+            .unwrap();
+        ids.push(key.public().key_id());
+        spec.push_str(&format!(
+            "[[validators]]\nname = \"v{i}\"\norg = \"org{i}\"\nrole = \"warning\"\n\
+             key = \"keys/v{i}.json\"\np2p_address = \"/ip4/127.0.0.1/tcp/{}\"\n",
+            20_000 + i
+        ));
+    }
+    std::fs::write(root.join("network.toml"), spec).unwrap();
+    let genesis =
+        custos_node::genesis_spec::build(&root.join("network.toml"), UnixMillis(1)).unwrap();
+    let ledger = Ledger::open(RocksBackend::open(&root.join("ledger")).unwrap()).unwrap();
+    let chain = Chain::open(Arc::new(ledger), genesis).unwrap();
+    World {
+        _dir: dir,
+        chain,
+        ids,
+    }
+}
+
+fn header_error(result: Result<Vec<custos_ledger::hash::Sha256Hash>, InvalidBlock>) -> String {
+    match result {
+        Err(InvalidBlock::Header(reason)) => reason,
+        other => panic!("expected a header refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_block_is_valid_in_its_round_and_when_re_proposed_later() {
+    let w = world();
+    let mempool = Mempool::new(MempoolLimits::default());
+    let proposer_of = |round: u32| w.ids[round as usize % w.ids.len()];
+    let now = custos_node::runtime::now_ms();
+    let built_in_0 = w
+        .chain
+        .build_block(&mempool, proposer_of(0), 0, now)
+        .unwrap();
+    let validate = |block, round, pol_round| {
+        w.chain
+            .validate_block(block, proposer_of, round, pol_round, now, &mempool)
+    };
+
+    // Fresh in its own round.
+    validate(&built_in_0, 0, None).unwrap();
+    // Re-proposed in round 3 with a polka from round 1 or from round 0 itself.
+    validate(&built_in_0, 3, Some(1)).unwrap();
+    validate(&built_in_0, 3, Some(0)).unwrap();
+
+    // Without a polka a block must name the round it is proposed in.
+    assert_eq!(
+        header_error(validate(&built_in_0, 3, None)),
+        "round 0 proposed in round 3"
+    );
+    // A block built after the polka's round cannot be the value that polka was for.
+    let built_in_2 = w
+        .chain
+        .build_block(&mempool, proposer_of(2), 2, now)
+        .unwrap();
+    assert!(header_error(validate(&built_in_2, 3, Some(1))).contains("re-proposed in round 3"),);
+    // A polka from the round being proposed in, or later, is not a past polka.
+    assert!(header_error(validate(&built_in_0, 1, Some(1))).contains("re-proposed"));
+    // The builder must be the proposer of the round the block names.
+    let wrong_builder = w
+        .chain
+        .build_block(&mempool, proposer_of(1), 0, now)
+        .unwrap();
+    assert!(
+        header_error(validate(&wrong_builder, 3, Some(1))).contains("is not the round's proposer")
+    );
+}
