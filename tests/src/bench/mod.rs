@@ -326,8 +326,6 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
 
     // Saturation: every collector sends as fast as the network admits.
     progress(&format!("saturating for {} s", plan.saturation_s));
-    let bytes_before: u64 = run.validators[0].ledger_bytes()?;
-    let committed_before = run.commits.len();
     let cpu_before = run.running_cpu()?;
     let (sent, start, end) = run
         .offer(
@@ -338,19 +336,16 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         .await?;
     let cpu_after = run.running_cpu()?;
     let hashes: Vec<_> = sent.iter().map(|(h, _)| *h).collect();
-    // The first second fills the pipeline; count commits after it.
-    let warm = start + Duration::from_secs(1).min(end.duration_since(start) / 4);
-    let in_window = run.commits.count_between(&hashes, warm, end);
-    let throughput = in_window as f64 / end.duration_since(warm).as_secs_f64();
+    // Offered faster than the network commits, the mempools fill and the network commits
+    // at its capacity until they drain: the sustained rate is everything the run admitted
+    // over the time from the first to the last commit.
+    let commit_times: Vec<Instant> = hashes.iter().filter_map(|h| run.commits.at(h)).collect();
+    let first = commit_times.iter().min().copied().unwrap_or(start);
+    let last = commit_times.iter().max().copied().unwrap_or(end);
+    let throughput = commit_times.len() as f64 / last.duration_since(first).as_secs_f64().max(1e-3);
     let (sat_micros, _) = latencies(&run.commits, &sent);
     wait_in_step(&run.validators, 0, Duration::from_secs(60)).await?;
-    // RocksDB compacts in the background; give it a moment so the figure is what stays.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let committed = (run.commits.len() - committed_before) as f64;
-    let storage_per_msg = (run.validators[0]
-        .ledger_bytes()?
-        .saturating_sub(bytes_before)) as f64
-        / committed;
+    let committed = commit_times.len() as f64;
     let cpu_ms_per_msg: f64 = cpu_before
         .iter()
         .zip(&cpu_after)
@@ -435,6 +430,12 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     feeder.await??;
     follower.abort();
 
+    // Storage at rest: a stopped validator's ledger, flushed and compacted, per leaf.
+    progress("measuring storage at rest");
+    let measured = &mut run.validators[0];
+    measured.kill();
+    let storage_per_msg = storage_at_rest(measured)?;
+
     let at_5k = levels
         .iter()
         .find(|l| l.offered_msgs_per_s == 5_000)
@@ -460,6 +461,16 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         levels,
         saturation_s: plan.saturation_s,
     })
+}
+
+/// Bytes per leaf of a stopped validator's ledger after a flush and full compaction.
+fn storage_at_rest(validator: &Validator) -> anyhow::Result<f64> {
+    let backend = custos_ledger::storage::RocksBackend::open(&validator.dir.join("ledger"))?;
+    backend.compact()?;
+    let ledger = custos_ledger::storage::Ledger::open(backend)?;
+    let leaves = ledger.log()?.tree_size;
+    drop(ledger);
+    Ok(validator.ledger_bytes()? as f64 / leaves.max(1) as f64)
 }
 
 /// A validator's log size read while it is stopped: what it holds when it comes back.
