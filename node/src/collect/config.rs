@@ -288,8 +288,14 @@ impl CollectConfig {
 
     /// Checks the values against their limits.
     pub fn check(&self) -> anyhow::Result<()> {
-        ensure!(!self.nodes.is_empty(), "`nodes` must name at least one node");
-        ensure!(!self.sources.is_empty(), "`sources` must name at least one source");
+        ensure!(
+            !self.nodes.is_empty(),
+            "`nodes` must name at least one node"
+        );
+        ensure!(
+            !self.sources.is_empty(),
+            "`sources` must name at least one source"
+        );
         ensure!(
             self.sources.len() <= MAX_SOURCES,
             "{} sources; at most {MAX_SOURCES}",
@@ -376,7 +382,13 @@ mod tests {
         let config = CollectConfig::load(&path).unwrap();
         assert_eq!(config.spool_dir, dir.path().join("spool"));
         assert_eq!(config.heartbeat_interval_ms, 60_000);
-        let SourceConfig::File { path: glob, format, framing, .. } = &config.sources[0] else {
+        let SourceConfig::File {
+            path: glob,
+            format,
+            framing,
+            ..
+        } = &config.sources[0]
+        else {
             panic!("a file source");
         };
         assert_eq!(glob, &dir.path().join("logs/*.json").to_string_lossy());

@@ -116,7 +116,11 @@ pub async fn run(args: EnrollArgs) -> anyhow::Result<serde_json::Value> {
             let file: KeyFile = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a key file", path.display()))?;
             if file.kind != KeyKind::Collector {
-                bail!("{} holds a {:?} key, not a collector key", path.display(), file.kind);
+                bail!(
+                    "{} holds a {:?} key, not a collector key",
+                    path.display(),
+                    file.kind
+                );
             }
             file.public_key
         }

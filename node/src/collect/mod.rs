@@ -438,11 +438,10 @@ impl Ingest {
                 Input::Heartbeat => {
                     let status = serde_json::to_vec(&self.stats.summary(&self.spool))
                         .expect("summaries serialize");
-                    records.push(self.signer.heartbeat(
-                        self.heartbeat_interval_ms,
-                        status,
-                        now,
-                    ));
+                    records.push(
+                        self.signer
+                            .heartbeat(self.heartbeat_interval_ms, status, now),
+                    );
                     heartbeats += 1;
                 }
             }
@@ -466,9 +465,13 @@ impl Ingest {
         self.stats
             .signed
             .fetch_add(records.len() as u64, Ordering::Relaxed);
-        self.stats.heartbeats.fetch_add(heartbeats, Ordering::Relaxed);
+        self.stats
+            .heartbeats
+            .fetch_add(heartbeats, Ordering::Relaxed);
         for index in done {
-            self.stats.sources[index].done.store(true, Ordering::Relaxed);
+            self.stats.sources[index]
+                .done
+                .store(true, Ordering::Relaxed);
             self.stats.sources_done.fetch_add(1, Ordering::Relaxed);
         }
         if !records.is_empty() {

@@ -106,15 +106,17 @@ impl Signer {
             attack_ids: List::empty(),
             references: List::empty(),
             parse_error: None,
-            payload: PayloadDescriptor::of(
-                Text::new("application/json").expect("short"),
-                &status,
-            ),
+            payload: PayloadDescriptor::of(Text::new("application/json").expect("short"), &status),
         };
         self.seal(message, status, None)
     }
 
-    fn seal(&mut self, message: Message, payload: Vec<u8>, mark: Option<SourceMark>) -> SpoolRecord {
+    fn seal(
+        &mut self,
+        message: Message,
+        payload: Vec<u8>,
+        mark: Option<SourceMark>,
+    ) -> SpoolRecord {
         let sequence = message.sequence;
         let envelope = Signed::sign(message, &self.key).leaf_bytes();
         self.tip = (sequence, hash_leaf(&envelope));
@@ -138,7 +140,9 @@ mod tests {
         let key = SecretKey::generate();
         let public = key.public();
         let mut signer = Signer::new(key, "net", "client", (0, Sha256Hash::ZERO)).unwrap();
-        let line = b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed".to_vec();
+        let line =
+            b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed"
+                .to_vec();
         let parsed = parse(SourceFormat::Syslog5424, &line);
         let first = signer.evidence(&parsed, line.clone(), UnixMillis(5), None);
         let second = signer.heartbeat(1000, b"{}".to_vec(), UnixMillis(6));
@@ -152,6 +156,9 @@ mod tests {
         a.body.payload.check(&first.payload).unwrap();
         assert_eq!(first.payload, line);
         assert_eq!(a.body.format, SourceFormat::Syslog5424);
-        assert_eq!(a.body.host.as_ref().unwrap().as_str(), "mymachine.example.com");
+        assert_eq!(
+            a.body.host.as_ref().unwrap().as_str(),
+            "mymachine.example.com"
+        );
     }
 }

@@ -38,6 +38,8 @@ pub struct Event {
 }
 
 /// What sources send to the signer.
+// Events are nearly all of the traffic: boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// An event.
@@ -426,9 +428,10 @@ impl FileSource {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            let found = entries.flatten().map(|e| e.path()).find(|p| {
-                std::fs::metadata(p).is_ok_and(|m| m.is_file() && file_id(&m) == id)
-            });
+            let found = entries
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && file_id(&m) == id));
             if let Some(path) = found {
                 tracing::info!(source = %self.name, file = %path.display(), offset = position.offset, "finishing a file rotated while the agent was stopped");
                 match self.open_tail(id, &path) {
@@ -443,8 +446,7 @@ impl FileSource {
     }
 
     fn open_tail(&self, id: FileId, path: &Path) -> Result<Tail, String> {
-        let mut file =
-            File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+        let mut file = File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut offset = self
             .positions
@@ -587,7 +589,10 @@ impl FileSource {
                 tx,
                 Input::Error(
                     self.index,
-                    format!("{}: a record could not be rendered: {error}", tail.path.display()),
+                    format!(
+                        "{}: a record could not be rendered: {error}",
+                        tail.path.display()
+                    ),
                 ),
             );
         }
@@ -631,7 +636,10 @@ pub fn run_stdin(index: usize, format: FormatChoice, tx: Sender<Input>) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                send(&tx, Input::Error(index, format!("reading standard input: {e}")));
+                send(
+                    &tx,
+                    Input::Error(index, format!("reading standard input: {e}")),
+                );
                 break;
             }
         };
@@ -756,11 +764,8 @@ async fn syslog_stream(
         let closed = n == 0;
         buffer.extend_from_slice(&chunk[..n]);
         let mut frames = Vec::new();
-        loop {
-            match take_frame(&mut buffer, closed)? {
-                Some(frame) => frames.push(frame),
-                None => break,
-            }
+        while let Some(frame) = take_frame(&mut buffer, closed)? {
+            frames.push(frame);
         }
         let now = now_ms();
         for raw in frames {
@@ -785,7 +790,10 @@ async fn syslog_stream(
 /// stream, what is left is the last frame.
 pub fn take_frame(buffer: &mut Vec<u8>, closed: bool) -> Result<Option<Vec<u8>>, String> {
     // Newlines between frames are not part of any message.
-    let skip = buffer.iter().take_while(|b| **b == b'\n' || **b == b'\r').count();
+    let skip = buffer
+        .iter()
+        .take_while(|b| **b == b'\n' || **b == b'\r')
+        .count();
     buffer.drain(..skip);
     let Some(first) = buffer.first() else {
         return Ok(None);
@@ -823,9 +831,9 @@ pub fn take_frame(buffer: &mut Vec<u8>, closed: bool) -> Result<Option<Vec<u8>>,
             Ok(Some(frame))
         }
         None if closed => Ok(Some(std::mem::take(buffer))),
-        None if buffer.len() > MAX_EVENT_BYTES => {
-            Err(format!("syslog TCP: a message over {MAX_EVENT_BYTES} bytes without a newline"))
-        }
+        None if buffer.len() > MAX_EVENT_BYTES => Err(format!(
+            "syslog TCP: a message over {MAX_EVENT_BYTES} bytes without a newline"
+        )),
         None => Ok(None),
     }
 }
@@ -856,7 +864,8 @@ mod tests {
         splitter.push(&long, &mut out);
         splitter.push(b"\nlast", &mut out);
         splitter.finish(&mut out);
-        let parts: Vec<(usize, Option<u32>)> = out.iter().map(|p| (p.bytes.len(), p.part)).collect();
+        let parts: Vec<(usize, Option<u32>)> =
+            out.iter().map(|p| (p.bytes.len(), p.part)).collect();
         assert_eq!(
             parts,
             vec![(MAX_EVENT_BYTES, Some(0)), (10, Some(1)), (4, None)]
@@ -881,7 +890,10 @@ mod tests {
     #[test]
     fn syslog_tcp_frames_by_count_or_newline() {
         let mut buffer = b"11 <13>1 - - x\n<13>plain line\n<14>no newline".to_vec();
-        assert_eq!(take_frame(&mut buffer, false).unwrap().unwrap(), b"<13>1 - - x");
+        assert_eq!(
+            take_frame(&mut buffer, false).unwrap().unwrap(),
+            b"<13>1 - - x"
+        );
         assert_eq!(
             take_frame(&mut buffer, false).unwrap().unwrap(),
             b"<13>plain line"
@@ -892,7 +904,11 @@ mod tests {
             b"<14>no newline"
         );
         let mut huge = format!("{} x", MAX_EVENT_BYTES + 1).into_bytes();
-        assert!(take_frame(&mut huge, false).unwrap_err().contains("exceeds"));
+        assert!(
+            take_frame(&mut huge, false)
+                .unwrap_err()
+                .contains("exceeds")
+        );
     }
 
     #[test]

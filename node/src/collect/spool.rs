@@ -233,7 +233,11 @@ fn scan(bytes: &[u8]) -> (Vec<(u64, u32, SpoolRecord)>, u64, Option<String>) {
     while at < bytes.len() {
         let rest = &bytes[at..];
         if rest.len() < RECORD_HEADER_BYTES {
-            return (records, at as u64, Some("a record header is cut off".into()));
+            return (
+                records,
+                at as u64,
+                Some("a record header is cut off".into()),
+            );
         }
         let magic = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes"));
         let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
@@ -257,7 +261,13 @@ fn scan(bytes: &[u8]) -> (Vec<(u64, u32, SpoolRecord)>, u64, Option<String>) {
         }
         match borsh::from_slice::<SpoolRecord>(body) {
             Ok(record) => records.push((at as u64, len, record)),
-            Err(e) => return (records, at as u64, Some(format!("record does not decode: {e}"))),
+            Err(e) => {
+                return (
+                    records,
+                    at as u64,
+                    Some(format!("record does not decode: {e}")),
+                );
+            }
         }
         at += RECORD_HEADER_BYTES + len_usize;
     }
@@ -265,9 +275,7 @@ fn scan(bytes: &[u8]) -> (Vec<(u64, u32, SpoolRecord)>, u64, Option<String>) {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 impl Spool {
@@ -465,7 +473,10 @@ impl Spool {
         }
         let first = records[0].sequence;
         let segment_id = self.writable_segment(first)?;
-        let segment = self.segments.get_mut(&segment_id).expect("writable segment");
+        let segment = self
+            .segments
+            .get_mut(&segment_id)
+            .expect("writable segment");
         let base = segment.size_bytes;
         let (_, file) = self.writer.as_mut().expect("writer open");
         let write = file.write_all(&encoded).and_then(|()| file.sync_data());
@@ -558,9 +569,8 @@ impl Spool {
             let (segment, offset, len) = (p.segment, p.offset, p.len);
             bytes += len as usize;
             let path = self.segments[&segment].path.clone();
-            if !self.readers.contains_key(&segment) {
-                let file = File::open(&path).map_err(io(&path))?;
-                self.readers.insert(segment, file);
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.readers.entry(segment) {
+                slot.insert(File::open(&path).map_err(io(&path))?);
             }
             let file = &self.readers[&segment];
             let mut buffer = vec![0u8; RECORD_HEADER_BYTES + len as usize];
@@ -746,7 +756,7 @@ mod tests {
             let mut spool = Spool::open(dir.path()).unwrap();
             assert_eq!(spool.tip().0, 2);
             assert_eq!(spool.positions()["a"].offset, 2);
-            assert_eq!(std::fs::metadata(&segment).unwrap().len() as usize, full);
+            assert_eq!(std::fs::metadata(&segment).unwrap().len(), full as u64);
             spool.append_synced(&[record(3, None)]).unwrap();
             assert_eq!(spool.read_pending(3, 1, usize::MAX).unwrap()[0].sequence, 3);
         }
@@ -778,7 +788,11 @@ mod tests {
             }
             assert_eq!(spool.segments.len(), 2);
             spool.confirm(68).unwrap();
-            assert_eq!(spool.segments.len(), 1, "the full, confirmed segment is gone");
+            assert_eq!(
+                spool.segments.len(),
+                1,
+                "the full, confirmed segment is gone"
+            );
             assert_eq!(spool.pending_len(), 2);
         }
         let spool = Spool::open(dir.path()).unwrap();

@@ -210,11 +210,7 @@ impl Submitter {
     async fn send_next(&mut self) -> Next {
         let batch = {
             let mut spool = self.spool.lock().expect("spool lock");
-            spool.read_pending(
-                self.acked + 1,
-                self.timing.batch_messages,
-                MAX_SUBMIT_BYTES,
-            )
+            spool.read_pending(self.acked + 1, self.timing.batch_messages, MAX_SUBMIT_BYTES)
         };
         let batch = match batch {
             Ok(batch) if !batch.is_empty() => batch,
