@@ -29,8 +29,13 @@ fn line(n: usize) -> Vec<u8> {
 fn run(lines: &[Vec<u8>], parse: bool) -> f64 {
     let dir = tempfile::tempdir().expect("temporary folder");
     let mut spool = Spool::open(dir.path()).expect("spool");
-    let mut signer =
-        Signer::new(SecretKey::generate(), "bench", "client", (0, Sha256Hash::ZERO)).expect("ids");
+    let mut signer = Signer::new(
+        SecretKey::generate(),
+        "bench",
+        "client",
+        (0, Sha256Hash::ZERO),
+    )
+    .expect("ids");
     let context = ParseContext {
         reference_time: Some(UnixMillis(1_714_557_600_000)),
     };

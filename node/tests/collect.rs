@@ -449,6 +449,20 @@ fn write_lines(path: &Path, from: usize, count: usize) -> Vec<Vec<u8>> {
     out
 }
 
+async fn scrape_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_through_a_sigkill_a_network_outage_and_a_rotation() {
     let mut net = network(1, &[("forensics", "response")]);
@@ -463,7 +477,13 @@ async fn exactly_once_through_a_sigkill_a_network_outage_and_a_rotation() {
         "[[sources]]\ntype = \"file\"\nname = \"app\"\npath = {app:?}\nformat = \"syslog\"\n"
     );
     let spool = work.join("spool");
-    let config = collector_config(&net, &spool, &sources, "heartbeat_interval_ms = 2000");
+    let metrics_port = common::free_port();
+    let config = collector_config(
+        &net,
+        &spool,
+        &sources,
+        &format!("heartbeat_interval_ms = 2000\nmetrics_listen = \"127.0.0.1:{metrics_port}\""),
+    );
     let log = work.join("collect.log");
     let mut written = Vec::new();
 
@@ -472,6 +492,16 @@ async fn exactly_once_through_a_sigkill_a_network_outage_and_a_rotation() {
         written.extend(write_lines(&app, round * 500, 500));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The agent's metrics count what it read.
+    let scrape = scrape_metrics(metrics_port).await;
+    assert!(
+        scrape.contains("custos_collector_events_read_total{source=\"app\"}"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("custos_collector_pending_messages"),
+        "{scrape}"
+    );
     // SIGKILL in the middle of collecting, with lines still arriving.
     agent.kill().unwrap();
     agent.wait().unwrap();
@@ -584,4 +614,99 @@ async fn an_unenrolled_collector_is_refused_until_the_control_center_enrolls_it(
         multiset(committed.iter().map(|(_, h)| *h)),
         multiset(lines_written.iter().map(|l| sha(l)))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_syslog_listener_takes_udp_datagrams_and_both_tcp_framings() {
+    use custos_node::collect::config::FormatChoice;
+    use custos_node::collect::source::{Input, run_syslog};
+    use tokio::io::AsyncWriteExt as _;
+
+    let (udp, tcp) = (common::free_port(), common::free_port());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(run_syslog(
+        7,
+        Some(format!("127.0.0.1:{udp}")),
+        Some(format!("127.0.0.1:{tcp}")),
+        FormatChoice::Syslog,
+        tx,
+    ));
+    let rfc5424 = b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 - An application event".to_vec();
+    let rfc3164 =
+        b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8".to_vec();
+    let garbage = b"\xff\xfe\x00 not syslog".to_vec();
+    // Wait for the listeners.
+    let start = Instant::now();
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", tcp)).await {
+            Ok(stream) => break stream,
+            Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("listener never came up: {e}"),
+        }
+    };
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&rfc5424, ("127.0.0.1", udp)).await.unwrap();
+    // Octet counting, then newline framing, then a garbage line; the stream then closes.
+    let mut frames = format!("{} ", rfc3164.len()).into_bytes();
+    frames.extend_from_slice(&rfc3164);
+    frames.extend_from_slice(&rfc5424);
+    frames.push(b'\n');
+    frames.extend_from_slice(&garbage);
+    stream.write_all(&frames).await.unwrap();
+    stream.shutdown().await.unwrap();
+    drop(stream);
+
+    let mut events = Vec::new();
+    while events.len() < 4 {
+        let input = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("listener running");
+        if let Input::Event(event) = input {
+            assert_eq!(event.source, 7);
+            events.push((event.raw, event.parsed));
+        }
+    }
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        rfc5424.clone(),
+        rfc3164.clone(),
+        rfc5424.clone(),
+        garbage.clone(),
+    ];
+    expected.sort();
+    assert_eq!(
+        events
+            .iter()
+            .map(|(raw, _)| raw.clone())
+            .collect::<Vec<_>>(),
+        expected,
+        "raw bytes unchanged"
+    );
+    for (raw, parsed) in &events {
+        let expected_format = if *raw == rfc5424 {
+            SourceFormat::Syslog5424
+        } else if *raw == rfc3164 {
+            SourceFormat::Syslog3164
+        } else {
+            SourceFormat::Raw
+        };
+        assert_eq!(
+            parsed.format,
+            expected_format,
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+        assert_eq!(
+            parsed.parse_error.is_some(),
+            expected_format == SourceFormat::Raw
+        );
+        if expected_format != SourceFormat::Raw {
+            assert!(parsed.host.as_ref().is_some_and(
+                |h| h.as_str() == "mymachine" || h.as_str() == "mymachine.example.com"
+            ));
+        }
+    }
 }

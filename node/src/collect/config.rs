@@ -227,6 +227,9 @@ pub struct CollectConfig {
     /// When unconfirmed messages take this much disk, reading stops until nodes confirm.
     #[serde(default = "defaults::spool_max_bytes")]
     pub spool_max_bytes: u64,
+    /// Where to serve Prometheus metrics (`GET /metrics`), e.g. `127.0.0.1:9700`.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// The sources.
     pub sources: Vec<SourceConfig>,
 }

@@ -209,6 +209,13 @@ pub async fn run(config: CollectConfig, options: RunOptions) -> anyhow::Result<O
     });
     let notify = Arc::new(Notify::new());
     let stop = Arc::new(AtomicBool::new(false));
+    if let Some(address) = &config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("metrics_listen {address}"))?;
+        tracing::info!(address = %listener.local_addr()?, "serving collector metrics");
+        tokio::spawn(serve_metrics(listener, stats.clone(), spool.clone()));
+    }
     let (tx, rx) = channel::<Input>(INGEST_QUEUE);
 
     for (index, source) in config.sources.iter().enumerate() {
@@ -360,6 +367,114 @@ impl Summary {
     /// rendered) plus messages refused.
     pub fn errors_lost(&self) -> u64 {
         self.sources.iter().map(|s| s.errors).sum::<u64>() + self.refused
+    }
+}
+
+impl Summary {
+    /// The counts in the Prometheus text exposition format.
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, values: Vec<(String, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in values {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let per_source = |f: fn(&SourceCounts) -> u64| {
+            self.sources
+                .iter()
+                .map(|s| {
+                    let name = s.name.replace('\\', "\\\\").replace('"', "\\\"");
+                    (format!("{{source=\"{name}\"}}"), f(s))
+                })
+                .collect()
+        };
+        metric(
+            "custos_collector_events_read_total",
+            "counter",
+            "Events read and spooled, per source.",
+            per_source(|s| s.read),
+        );
+        metric(
+            "custos_collector_parse_errors_total",
+            "counter",
+            "Events notarized as raw because no parser understood them, per source.",
+            per_source(|s| s.parse_errors),
+        );
+        metric(
+            "custos_collector_source_errors_total",
+            "counter",
+            "Source problems that cost an event or a file, per source.",
+            per_source(|s| s.errors),
+        );
+        let one = |v: u64| vec![(String::new(), v)];
+        metric(
+            "custos_collector_signed_total",
+            "counter",
+            "Messages signed and spooled.",
+            one(self.signed),
+        );
+        metric(
+            "custos_collector_committed_total",
+            "counter",
+            "Messages confirmed committed since start.",
+            one(self.committed),
+        );
+        metric(
+            "custos_collector_pending_messages",
+            "gauge",
+            "Messages spooled and not yet confirmed.",
+            one(self.pending),
+        );
+        metric(
+            "custos_collector_errors_total",
+            "counter",
+            "Failed submissions plus source problems.",
+            one(self.errors),
+        );
+        metric(
+            "custos_collector_refused_total",
+            "counter",
+            "Messages a node refused.",
+            one(self.refused),
+        );
+        metric(
+            "custos_collector_last_sequence",
+            "gauge",
+            "The collector's last sequence number.",
+            one(self.last_sequence),
+        );
+        out
+    }
+}
+
+/// Largest request read from a metrics client; a scrape is one short GET.
+const MAX_SCRAPE_REQUEST_BYTES: usize = 8 * 1024;
+
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    stats: Arc<Stats>,
+    spool: Arc<Mutex<Spool>>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let body = stats.summary(&spool).prometheus();
+        tokio::spawn(async move {
+            let mut request = vec![0u8; MAX_SCRAPE_REQUEST_BYTES];
+            // One read is enough for a scrape request; the body is never used.
+            if socket.read(&mut request).await.is_err() {
+                return;
+            }
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+        });
     }
 }
 
