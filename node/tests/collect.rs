@@ -25,6 +25,10 @@ use common::{NETWORK, Network, network};
 
 const DEADLINE: Duration = Duration::from_secs(240);
 
+/// The tests that start a network run one at a time: three networks of four validators
+/// at once overload a small machine and race for the free ports they picked.
+static ONE_NETWORK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn samples() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -246,6 +250,7 @@ fn expected_events(path: &Path, framing: &str) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_log_is_committed_exactly_once_with_its_raw_bytes() {
+    let _one = ONE_NETWORK.lock().await;
     let mut net = network(1, &[("forensics", "response")]);
     for v in &mut net.validators {
         v.start();
@@ -465,6 +470,7 @@ async fn scrape_metrics(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_through_a_sigkill_a_network_outage_and_a_rotation() {
+    let _one = ONE_NETWORK.lock().await;
     let mut net = network(1, &[("forensics", "response")]);
     for v in &mut net.validators {
         v.start();
@@ -553,6 +559,7 @@ async fn exactly_once_through_a_sigkill_a_network_outage_and_a_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unenrolled_collector_is_refused_until_the_control_center_enrolls_it() {
+    let _one = ONE_NETWORK.lock().await;
     let mut net = network(0, &[("soc", "control-center"), ("forensics", "response")]);
     for v in &mut net.validators {
         v.start();

@@ -922,4 +922,86 @@ mod tests {
         assert_eq!(parsed.format, SourceFormat::Raw);
         assert!(parsed.parse_error.is_some());
     }
+
+    /// Raw bytes and position of the next event, waiting up to five seconds.
+    fn next_event(rx: &mut tokio::sync::mpsc::Receiver<Input>) -> (Vec<u8>, u64) {
+        let start = Instant::now();
+        loop {
+            match rx.try_recv() {
+                Ok(Input::Event(event)) => {
+                    let mark = event.mark.expect("file events carry their position");
+                    return (event.raw, mark.position.offset);
+                }
+                Ok(other) => panic!("unexpected {other:?}"),
+                Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("no event within 5 s: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_is_followed_across_rename_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"a1\na2\n").unwrap();
+        let source = FileSource {
+            index: 0,
+            name: "app".into(),
+            pattern: path.to_string_lossy().into_owned(),
+            format: FormatChoice::Fixed(SourceFormat::Raw),
+            framing: Framing::Lines,
+            positions: BTreeMap::new(),
+            batch: false,
+            poll: Duration::from_millis(20),
+            settle: Duration::from_millis(20),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || source.run(tx, stop))
+        };
+        assert_eq!(next_event(&mut rx), (b"a1".to_vec(), 3));
+        assert_eq!(next_event(&mut rx), (b"a2".to_vec(), 6));
+        // Rotation by rename: a late write to the old file is still read, then the new
+        // file from its start.
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        let mut old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("app.log.1"))
+            .unwrap();
+        std::io::Write::write_all(&mut old, b"a3\n").unwrap();
+        std::fs::write(&path, b"b1\nb2\n").unwrap();
+        let mut got = vec![
+            next_event(&mut rx),
+            next_event(&mut rx),
+            next_event(&mut rx),
+        ];
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (b"a3".to_vec(), 9),
+                (b"b1".to_vec(), 3),
+                (b"b2".to_vec(), 6)
+            ]
+        );
+        // Truncation in place (copytruncate): the new content is read from 0.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"c\n").unwrap();
+        assert_eq!(next_event(&mut rx), (b"c".to_vec(), 2));
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
+    }
 }
