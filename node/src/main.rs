@@ -72,6 +72,22 @@ enum Command {
     /// Sign and submit log lines as a collector (a demo and smoke-test tool; the
     /// collector agent is `custos collect`).
     Send(custos_node::send::SendArgs),
+    /// Run the collector agent: read security logs from files, standard input and a
+    /// syslog listener, sign every event, spool it on disk and submit it until a node
+    /// confirms it is committed.
+    Collect {
+        /// The collector's configuration (TOML; see `node/src/collect/config.rs`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Batch mode: read every source to its end, wait until everything is committed,
+        /// print the counts per source and exit; the exit status is 0 only if nothing is
+        /// pending or lost.
+        #[arg(long)]
+        exit_when_idle: bool,
+    },
+    /// Enroll a collector key for a client organisation (signed by the control center's
+    /// organisation key) and wait until the enrollment is committed.
+    Enroll(custos_node::collect::enroll::EnrollArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +170,28 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
         }
         Command::Send(args) => println!("{}", custos_node::send::run(args).await?),
+        Command::Collect {
+            config,
+            exit_when_idle,
+        } => {
+            let config = custos_node::collect::config::CollectConfig::load(&config)?;
+            let outcome = custos_node::collect::run(
+                config,
+                custos_node::collect::RunOptions { exit_when_idle },
+            )
+            .await?;
+            if exit_when_idle {
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+                anyhow::ensure!(
+                    outcome.complete,
+                    "not everything read was committed: {} pending, {} refused, {} lost to source errors",
+                    outcome.summary.pending,
+                    outcome.summary.refused,
+                    outcome.summary.errors_lost() - outcome.summary.refused
+                );
+            }
+        }
+        Command::Enroll(args) => println!("{}", custos_node::collect::enroll::run(args).await?),
     }
     Ok(())
 }

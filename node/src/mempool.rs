@@ -58,9 +58,14 @@ pub enum Rejection {
         /// The hash given.
         got: Sha256Hash,
     },
-    /// The message is already waiting or committed.
-    #[error("message {0} was already submitted")]
+    /// The message is already waiting here to be committed.
+    #[error("message {0} is already waiting to be committed")]
     Duplicate(Sha256Hash),
+    /// The message is already committed: a sender may forget it. Together with the
+    /// sequence check this makes delivery exactly once: the same message is answered
+    /// `Committed`, a different one under a committed sequence number is refused.
+    #[error("message {0} is already committed")]
+    Committed(Sha256Hash),
     /// The mempool is full.
     #[error("mempool is full ({messages} messages, {bytes} bytes); retry later")]
     Busy {
@@ -125,7 +130,7 @@ impl<'a, C: Committed> Sequencer<'a, C> {
         let expected = last_sequence + 1;
         if message.sequence != expected {
             if message.sequence <= last_sequence && self.committed.is_committed(&leaf_hash) {
-                return Err(Rejection::Duplicate(leaf_hash));
+                return Err(Rejection::Committed(leaf_hash));
             }
             return Err(Rejection::Sequence {
                 author: message.author,
@@ -311,10 +316,11 @@ impl Mempool {
         let mut sequencer = Sequencer::new(membership.clone(), &overlay);
         let mut accepted = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
-            let duplicate = self.waiting.contains_key(&hashes[i])
-                || committed.is_committed(&hashes[i])
-                || hashes[..i].contains(&hashes[i]);
-            let result = if duplicate {
+            let duplicate =
+                self.waiting.contains_key(&hashes[i]) || hashes[..i].contains(&hashes[i]);
+            let result = if committed.is_committed(&hashes[i]) {
+                Err(Rejection::Committed(hashes[i]))
+            } else if duplicate {
                 Err(Rejection::Duplicate(hashes[i]))
             } else if bad_signature.contains(&i) {
                 // Report an unknown or revoked author as such rather than as a bad

@@ -327,6 +327,7 @@ impl CustosApiServer for RpcService {
             let (status, error) = match outcome {
                 Ok(_) => (SubmitStatus::Admitted, None),
                 Err(Rejection::Duplicate(_)) => (SubmitStatus::Duplicate, None),
+                Err(Rejection::Committed(_)) => (SubmitStatus::Committed, None),
                 Err(e @ Rejection::Busy { .. }) => (SubmitStatus::Busy, Some(e.to_string())),
                 Err(e) => (SubmitStatus::Rejected, Some(e.to_string())),
             };

@@ -182,13 +182,16 @@ fn each_kind_of_bad_message_is_refused_precisely() {
     );
     assert!(pool.is_empty(), "nothing bad was admitted");
 
-    // A replay of a committed message is a duplicate.
+    // A replay of a committed message is answered as committed.
     let committed = FakeChain {
         tips: HashMap::from([(key.public().key_id(), (1, good[0].envelope.leaf_hash()))]),
         committed: vec![good[0].envelope.leaf_hash()],
     };
     let replay = pool.admit_batch(vec![good[0].clone()], &m, &committed);
-    assert!(matches!(replay[0], Err(Rejection::Duplicate(_))));
+    assert_eq!(
+        replay[0],
+        Err(Rejection::Committed(good[0].envelope.leaf_hash()))
+    );
     // And the next message continues from the committed tip.
     assert!(pool.admit_batch(vec![good[1].clone()], &m, &committed)[0].is_ok());
 }

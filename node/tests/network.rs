@@ -48,7 +48,7 @@ async fn submit_all(
         let mut progressed = 0;
         for result in &response.results {
             match result.status {
-                SubmitStatus::Admitted | SubmitStatus::Duplicate => {
+                SubmitStatus::Admitted | SubmitStatus::Duplicate | SubmitStatus::Committed => {
                     acknowledged.push(messages[next + result.index].1);
                     progressed += 1;
                 }
@@ -252,13 +252,13 @@ async fn bad_messages_are_refused_precisely_and_never_committed() {
         errors[3]
     );
 
-    // The good chain goes in; replaying its first message is a duplicate.
+    // The good chain goes in; replaying its first message is answered "committed".
     let all: Vec<SubmitMessage> = good.iter().map(|(m, _)| m.clone()).collect();
     let response = client.submit(all).await.unwrap();
     assert_eq!(response.admitted, 3, "{:?}", response.results);
     common::wait_for_log_size(&net.validators, 3, DEADLINE).await;
     let replay = client.submit(vec![good[0].0.clone()]).await.unwrap();
-    assert_eq!(replay.results[0].status, SubmitStatus::Duplicate);
+    assert_eq!(replay.results[0].status, SubmitStatus::Committed);
     // Rewriting history: a different message reusing a committed sequence number.
     let rewrite = chain(&net.collectors[0], "client0", 1, 65).remove(0).0;
     let response = client.submit(vec![rewrite]).await.unwrap();

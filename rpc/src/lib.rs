@@ -344,8 +344,12 @@ pub struct SubmitMessage {
 pub enum SubmitStatus {
     /// Accepted into the mempool; it will be committed unless the network stops.
     Admitted,
-    /// Already admitted or committed; nothing was done.
+    /// Already admitted and waiting to be committed; nothing was done.
     Duplicate,
+    /// Already committed; nothing was done, and the sender may forget the message (a
+    /// collector removes it from its spool). A different message under a committed
+    /// sequence number is `Rejected`, so each sequence number is committed once.
+    Committed,
     /// Refused; `error` says why. Resubmitting the same bytes will fail again.
     Rejected,
     /// The mempool is full; retry later with the same bytes.

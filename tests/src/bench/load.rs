@@ -230,7 +230,12 @@ pub async fn submit_paced(
         let accepted = response
             .results
             .iter()
-            .take_while(|r| matches!(r.status, SubmitStatus::Admitted | SubmitStatus::Duplicate))
+            .take_while(|r| {
+                matches!(
+                    r.status,
+                    SubmitStatus::Admitted | SubmitStatus::Duplicate | SubmitStatus::Committed
+                )
+            })
             .count();
         for m in &messages[next..next + accepted] {
             sent.push((m.leaf_hash, at));
