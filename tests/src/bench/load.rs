@@ -187,6 +187,9 @@ impl Commits {
     }
 }
 
+/// Most messages of one collector admitted and not yet committed.
+pub const IN_FLIGHT_PER_COLLECTOR: usize = 2_500;
+
 /// What one collector submitted: each message's leaf hash and when it was sent.
 pub type Sent = Vec<(Sha256Hash, Instant)>;
 
@@ -195,12 +198,18 @@ pub type Sent = Vec<(Sha256Hash, Instant)>;
 /// answered busy (or partly refused) is resent from the first message not admitted, so a
 /// collector's chain stays in order. Returns what was admitted and when it was sent, and
 /// the messages left unsent (the chain continues with them).
+///
+/// At most [`IN_FLIGHT_PER_COLLECTOR`] of a collector's messages are admitted but not yet
+/// seen committed in `commits` at any time, as a collector agent bounds its unconfirmed
+/// window: offered faster than the network commits, the queue stays bounded and the
+/// latency measured is the network's, not an ever-growing backlog's.
 pub async fn submit_paced(
     rpc: String,
     messages: Vec<Signed1>,
     batch: usize,
     interval: Duration,
     until: Instant,
+    commits: Commits,
 ) -> anyhow::Result<(Sent, Vec<Signed1>)> {
     let client = jsonrpsee::http_client::HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(30))
@@ -210,9 +219,17 @@ pub async fn submit_paced(
     let mut next = 0;
     let mut tick = tokio::time::interval(interval.max(Duration::from_micros(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut confirmed = 0;
     while next < messages.len() && Instant::now() < until {
         if !interval.is_zero() {
             tick.tick().await;
+        }
+        while confirmed < sent.len() && commits.at(&sent[confirmed].0).is_some() {
+            confirmed += 1;
+        }
+        if sent.len() - confirmed >= IN_FLIGHT_PER_COLLECTOR {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
         }
         let end = (next + batch).min(messages.len());
         let at = Instant::now();

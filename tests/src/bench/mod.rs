@@ -203,7 +203,12 @@ impl Run<'_> {
             }
             let rpc = running[c % running.len()].clone();
             tasks.push(tokio::spawn(submit_paced(
-                rpc, messages, batch, interval, until,
+                rpc,
+                messages,
+                batch,
+                interval,
+                until,
+                self.commits.clone(),
             )));
         }
         let mut sent = Vec::new();
@@ -415,6 +420,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         50,
         Duration::from_millis(50),
         Instant::now() + Duration::from_secs(2),
+        run.commits.clone(),
     ));
     let rejoin_s = loop {
         if let Some(status) = run.validators[victim].status().await
