@@ -215,7 +215,7 @@ pub async fn submit_paced(
         .request_timeout(Duration::from_secs(30))
         .max_request_size(64 * 1024 * 1024)
         .build(&rpc)?;
-    let mut sent = Vec::with_capacity(messages.len());
+    let mut sent: Sent = Vec::with_capacity(messages.len());
     let mut next = 0;
     let mut tick = tokio::time::interval(interval.max(Duration::from_micros(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
