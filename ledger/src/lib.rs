@@ -7,6 +7,7 @@ pub mod codec;
 pub mod crypto;
 pub mod genesis;
 pub mod hash;
+pub mod incident;
 pub mod limits;
 pub mod membership;
 pub mod merkle;
