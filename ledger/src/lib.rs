@@ -12,4 +12,5 @@ pub mod limits;
 pub mod membership;
 pub mod merkle;
 pub mod message;
+pub mod risk;
 pub mod storage;

@@ -563,6 +563,25 @@ pub enum Control {
     LogRetention = 10,
 }
 
+impl Control {
+    /// The control's name, as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::SecurityOfficer => "security-officer",
+            Control::IncidentResponsePlan => "incident-response-plan",
+            Control::IsmsCertification => "isms-certification",
+            Control::ContinuityDrill => "continuity-drill",
+            Control::EndpointProtection => "endpoint-protection",
+            Control::PatchManagement => "patch-management",
+            Control::AwarenessTraining => "awareness-training",
+            Control::MultiFactorAuth => "multi-factor-auth",
+            Control::Backups => "backups",
+            Control::AccessReview => "access-review",
+            Control::LogRetention => "log-retention",
+        }
+    }
+}
+
 /// How far a control is in place.
 #[derive(
     Clone,
@@ -803,6 +822,13 @@ mod kind_tests {
         assert_eq!(encode(&Kind::EarlyWarning), [Kind::EARLY_WARNING_CODE]);
         assert_eq!(encode(&posture)[0], Kind::POSTURE_CODE);
         let heartbeat = Kind::Heartbeat { interval_ms: 7 };
+        for control in [
+            Control::SecurityOfficer,
+            Control::MultiFactorAuth,
+            Control::LogRetention,
+        ] {
+            assert_eq!(serde_json::to_value(control).unwrap(), control.name());
+        }
         assert_eq!(encode(&heartbeat)[0], Kind::HEARTBEAT_CODE);
     }
 }
