@@ -603,6 +603,21 @@ pub fn add_calendar_months(at: UnixMillis, months: u32, utc_offset_minutes: i32)
     UnixMillis(u64::try_from(new_local_ms.saturating_sub(offset_ms)).unwrap_or(0))
 }
 
+/// `at` as an RFC 3339 UTC timestamp with milliseconds (`2024-03-01T00:00:00.000Z`), the
+/// form STIX 2.1 requires.
+pub fn rfc3339_utc(at: UnixMillis) -> String {
+    let ms = i64::try_from(at.0).unwrap_or(i64::MAX);
+    let (year, month, day) = civil_from_days(ms.div_euclid(DAY_MS));
+    let of_day = ms.rem_euclid(DAY_MS);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1_000 % 60,
+        of_day % 1_000
+    )
+}
+
 /// A month (1–12) or day (1–31) number computed from a day count.
 fn small(value: i64) -> u32 {
     u32::try_from(value).expect("month and day numbers are small and positive")
@@ -667,5 +682,10 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(rfc3339_utc(UnixMillis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339_utc(UnixMillis(1_709_236_800_123)),
+            "2024-02-29T20:00:00.123Z"
+        );
     }
 }

@@ -469,6 +469,45 @@ fn the_incident_index_groups_records_by_client_and_incident_with_commit_times() 
     let page = ledger.incident_entries(None, Some(&all[1]), 2).unwrap();
     assert_eq!(page, all[2..4]);
 
+    // The client-time index with times, whole and paged.
+    let timed = ledger
+        .client_leaves_timed(
+            &acme_bank,
+            UnixMillis(T0),
+            UnixMillis(T0 + 4_000),
+            None,
+            100,
+        )
+        .unwrap();
+    for expected in [(3, T0 + 1_000), (4, T0 + 1_000), (8, T0 + 3_000)] {
+        assert!(
+            timed.contains(&(expected.0, UnixMillis(expected.1))),
+            "{timed:?}"
+        );
+    }
+    for (leaf, time) in &timed {
+        assert_eq!(ledger.leaf_time(*leaf).unwrap(), Some(*time));
+    }
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ledger
+            .client_leaves_timed(
+                &acme_bank,
+                UnixMillis(T0),
+                UnixMillis(T0 + 4_000),
+                cursor,
+                2,
+            )
+            .unwrap();
+        let Some(&(leaf, time)) = page.last() else {
+            break;
+        };
+        cursor = Some((time, leaf));
+        paged.extend(page);
+    }
+    assert_eq!(paged, timed);
+
     // Block times: the first leaf committed at or after a time.
     assert_eq!(ledger.first_leaf_at(UnixMillis(0)).unwrap(), 0);
     assert_eq!(ledger.first_leaf_at(UnixMillis(T0)).unwrap(), 0);

@@ -72,6 +72,14 @@ enum Command {
     /// Sign and submit log lines as a collector (a demo and smoke-test tool; the
     /// collector agent is `custos collect`).
     Send(custos_node::send::SendArgs),
+    /// List incidents with their duties, deadlines and verdicts (or one with --id).
+    Incidents(custos_node::defense_cli::IncidentsArgs),
+    /// List incident duties overdue or due soon.
+    Deadlines(custos_node::defense_cli::DeadlinesArgs),
+    /// A client's risk value over a window, with the four sub-scores and what moved them.
+    Risk(custos_node::defense_cli::RiskArgs),
+    /// Export an early warning as a STIX 2.1 bundle.
+    Warning(custos_node::defense_cli::WarningArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +104,11 @@ fn init_logging() {
     } else {
         builder.init();
     }
+}
+
+fn print_json(value: serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
 }
 
 #[tokio::main]
@@ -154,6 +167,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
         }
         Command::Send(args) => println!("{}", custos_node::send::run(args).await?),
+        Command::Incidents(args) => print_json(custos_node::defense_cli::incidents(args).await?)?,
+        Command::Deadlines(args) => print_json(custos_node::defense_cli::deadlines(args).await?)?,
+        Command::Risk(args) => print_json(custos_node::defense_cli::risk(args).await?)?,
+        Command::Warning(args) => print_json(custos_node::defense_cli::warning(args).await?)?,
     }
     Ok(())
 }

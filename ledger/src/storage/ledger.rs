@@ -610,6 +610,48 @@ impl<B: Backend> Ledger<B> {
             .collect()
     }
 
+    /// Leaf indexes of `client`'s messages committed in `[from, to)` with their committed
+    /// times, in commit order, from leaf `after` on (exclusive), at most `limit`.
+    pub fn client_leaves_timed(
+        &self,
+        client: &OrgId,
+        from: UnixMillis,
+        to: UnixMillis,
+        after: Option<(UnixMillis, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, UnixMillis)>, StorageError> {
+        let prefix = client_prefix(client);
+        let mut start = prefix.clone();
+        match after {
+            Some((time, leaf)) => {
+                start.extend_from_slice(&be(time.0.max(from.0)));
+                start.extend_from_slice(&be(leaf.saturating_add(1)));
+            }
+            None => start.extend_from_slice(&be(from.0)),
+        }
+        let mut end = prefix;
+        end.extend_from_slice(&be(to.0));
+        self.backend
+            .scan(Column::ClientTimeIndex, &start, &end, limit)?
+            .into_iter()
+            .map(|(key, _)| {
+                let n = key.len();
+                Ok((
+                    read_be(&key[n - 8..], "client time index key")?,
+                    UnixMillis(read_be(&key[n - 16..n - 8], "client time index key")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// The committed time of leaf `index`.
+    pub fn leaf_time(&self, index: u64) -> Result<Option<UnixMillis>, StorageError> {
+        let Some(height) = self.leaf_height(index)? else {
+            return Ok(None);
+        };
+        Ok(self.header(height)?.map(|h| h.time))
+    }
+
     /// Leaf indexes of messages of kind `code` (see [`crate::message::Kind::code`]) from
     /// leaf `from` on, at most `limit`.
     pub fn kind_leaves(&self, code: u8, from: u64, limit: usize) -> Result<Vec<u64>, StorageError> {
