@@ -544,3 +544,327 @@ pub fn due(views: &[IncidentView], as_of: UnixMillis, within_ms: u64) -> Vec<Dea
     });
     deadlines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_ledger::block::{
+        Block, BlockBody, BlockHeader, CommitCertificate, CommittedBlock, Entry,
+    };
+    use custos_ledger::codec::{Bytes, List, Text};
+    use custos_ledger::crypto::{SecretKey, Signed};
+    use custos_ledger::hash::{Blake3Hash, Sha256Hash};
+    use custos_ledger::incident::{Duty, IncidentStatus};
+    use custos_ledger::message::{
+        IncidentAction, IncidentEvent, IncidentLevel, Message, PayloadDescriptor, SourceFormat,
+    };
+    use custos_ledger::storage::{Ledger, MemoryBackend};
+
+    const T0: u64 = 1_709_251_200_000;
+    const HOUR_MS: u64 = 3_600_000;
+
+    fn record(
+        key: &SecretKey,
+        sequence: u64,
+        client: &str,
+        id: &str,
+        action: IncidentAction,
+    ) -> Entry {
+        let message = Message {
+            network: Text::new("n").unwrap(),
+            author: key.public().key_id(),
+            client: Text::new(client).unwrap(),
+            sequence,
+            prev: Sha256Hash::ZERO,
+            kind: Kind::Incident(IncidentEvent {
+                incident_id: Text::new(id).unwrap(),
+                action,
+                note: Text::new("").unwrap(),
+            }),
+            format: SourceFormat::Custos,
+            occurred_at: None,
+            observed_at: UnixMillis(T0),
+            severity: None,
+            rule_id: None,
+            host: None,
+            attack_ids: List::empty(),
+            references: List::empty(),
+            parse_error: None,
+            payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), b""),
+        };
+        Entry {
+            envelope: Signed::sign(message, key),
+            payload: Bytes::new(Vec::new()).unwrap(),
+        }
+    }
+
+    /// Applies a block of `entries` at `time_ms` (storage checks no signatures).
+    fn apply(ledger: &Ledger<MemoryBackend>, entries: Vec<Entry>, time_ms: u64) {
+        let head = ledger.head().unwrap();
+        let old_size = head.as_ref().map_or(0, |h| h.log.tree_size);
+        let hashes: Vec<Sha256Hash> = entries.iter().map(|e| e.envelope.leaf_hash()).collect();
+        let log = custos_ledger::merkle::append(&ledger.nodes().unwrap(), old_size, &hashes)
+            .unwrap()
+            .root;
+        let body = BlockBody {
+            entries: List::new(entries).unwrap(),
+        };
+        let header = BlockHeader {
+            network: Text::new("n").unwrap(),
+            height: head.as_ref().map_or(1, |h| h.height + 1),
+            round: 0,
+            proposer: SecretKey::from_seed(&[1; 32]).public().key_id(),
+            time: UnixMillis(time_ms),
+            parent: head.as_ref().map_or(Blake3Hash::ZERO, |h| h.block_id),
+            body_hash: body.hash(),
+            log_size: log.tree_size,
+            log_root: log.hash,
+        };
+        let certificate = CommitCertificate {
+            height: header.height,
+            round: 0,
+            block: header.id(),
+            signatures: List::empty(),
+        };
+        ledger
+            .apply_block(&CommittedBlock {
+                block: Block { header, body },
+                certificate,
+            })
+            .unwrap();
+    }
+
+    fn caller(org: &str, role: Role) -> Caller {
+        Caller {
+            org: Text::new(org).unwrap(),
+            role,
+            key_id: SecretKey::from_seed(&[2; 32]).public().key_id(),
+            expires_at: UnixMillis(u64::MAX),
+        }
+    }
+
+    /// Three clients' incidents: `bank` INC-1 open and overdue on its report, INC-2
+    /// contained; `mint` INC-1 open with its report in time; `zeta` INC-9 closed.
+    fn ledger() -> Ledger<MemoryBackend> {
+        let ledger = Ledger::open(MemoryBackend::new()).unwrap();
+        let key = SecretKey::from_seed(&[3; 32]);
+        let detected = |level| IncidentAction::Detected {
+            level: IncidentLevel::new(level).unwrap(),
+            aware_at: UnixMillis(T0),
+        };
+        apply(
+            &ledger,
+            vec![
+                record(&key, 1, "bank", "INC-1", detected(2)),
+                record(&key, 2, "bank", "INC-2", detected(1)),
+                record(&key, 3, "mint", "INC-1", detected(4)),
+                record(&key, 4, "zeta", "INC-9", detected(1)),
+            ],
+            T0,
+        );
+        apply(
+            &ledger,
+            vec![
+                record(&key, 5, "bank", "INC-2", IncidentAction::Reported),
+                record(&key, 6, "bank", "INC-2", IncidentAction::Contained),
+                record(&key, 7, "mint", "INC-1", IncidentAction::Reported),
+                record(&key, 8, "zeta", "INC-9", IncidentAction::Reported),
+                record(&key, 9, "zeta", "INC-9", IncidentAction::Closed),
+            ],
+            T0 + HOUR_MS / 2,
+        );
+        // A later empty block sets the chain's "now".
+        apply(&ledger, Vec::new(), T0 + 2 * HOUR_MS);
+        ledger
+    }
+
+    fn reader<'a>(
+        ledger: &'a Ledger<MemoryBackend>,
+        key: &'a SecretKey,
+    ) -> Reader<'a, MemoryBackend> {
+        Reader {
+            ledger,
+            origin: "o",
+            validator_name: "v",
+            key,
+            now_s: 0,
+        }
+    }
+
+    fn ids(page: &IncidentPage) -> Vec<(String, String)> {
+        page.incidents
+            .iter()
+            .map(|v| (v.client.clone(), v.incident_id.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn incidents_are_filtered_scoped_and_paged() {
+        let key = SecretKey::from_seed(&[4; 32]);
+        let ledger = ledger();
+        let r = reader(&ledger, &key);
+        let cert = caller("f-cert", Role::Response);
+        let all = r.incidents(&cert, &IncidentQuery::default()).unwrap();
+        assert_eq!(
+            all.as_of_ms,
+            T0 + 2 * HOUR_MS,
+            "evaluated at the head's time"
+        );
+        let pair = |c: &str, i: &str| (c.to_owned(), i.to_owned());
+        assert_eq!(
+            ids(&all),
+            [
+                pair("bank", "INC-1"),
+                pair("bank", "INC-2"),
+                pair("mint", "INC-1"),
+                pair("zeta", "INC-9")
+            ]
+        );
+        assert!(all.next_after.is_none());
+        assert!(all.incidents[0].overdue);
+
+        let overdue = IncidentQuery {
+            overdue: Some(true),
+            ..IncidentQuery::default()
+        };
+        assert_eq!(
+            ids(&r.incidents(&cert, &overdue).unwrap()),
+            [pair("bank", "INC-1")]
+        );
+        let closed = IncidentQuery {
+            status: Some(IncidentStatus::Closed),
+            ..IncidentQuery::default()
+        };
+        assert_eq!(
+            ids(&r.incidents(&cert, &closed).unwrap()),
+            [pair("zeta", "INC-9")]
+        );
+        // Earlier, nothing was overdue yet.
+        let earlier = IncidentQuery {
+            overdue: Some(true),
+            as_of_ms: Some(T0 + HOUR_MS),
+            ..IncidentQuery::default()
+        };
+        assert!(r.incidents(&cert, &earlier).unwrap().incidents.is_empty());
+
+        // Pages of one walk the same incidents.
+        let mut query = IncidentQuery {
+            limit: Some(1),
+            ..IncidentQuery::default()
+        };
+        let mut walked = Vec::new();
+        loop {
+            let page = r.incidents(&cert, &query).unwrap();
+            walked.extend(ids(&page));
+            match page.next_after {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(walked, ids(&all));
+        assert!(matches!(
+            r.incidents(
+                &cert,
+                &IncidentQuery {
+                    limit: Some(0),
+                    ..IncidentQuery::default()
+                }
+            ),
+            Err(ReadError::BadFilter(_))
+        ));
+
+        // A client sees only itself, and may not name another.
+        let bank = caller("bank", Role::Client);
+        assert_eq!(
+            ids(&r.incidents(&bank, &IncidentQuery::default()).unwrap()),
+            [pair("bank", "INC-1"), pair("bank", "INC-2")]
+        );
+        let other = IncidentQuery {
+            client: Some("mint".into()),
+            ..IncidentQuery::default()
+        };
+        assert!(matches!(
+            r.incidents(&bank, &other),
+            Err(ReadError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            r.incident(&bank, "mint", "INC-1", None),
+            Err(ReadError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            r.incident(&cert, "bank", "INC-404", None),
+            Err(ReadError::NoSuchMessage(_))
+        ));
+        let one = r.incident(&cert, "mint", "INC-1", None).unwrap();
+        assert_eq!(one.level, Some(4));
+    }
+
+    #[test]
+    fn deadlines_list_overdue_and_soon_due_duties_earliest_first() {
+        let key = SecretKey::from_seed(&[4; 32]);
+        let ledger = ledger();
+        let r = reader(&ledger, &key);
+        let cert = caller("f-cert", Role::Response);
+        let list = r
+            .deadlines(
+                &cert,
+                &DeadlineQuery {
+                    client: None,
+                    within_ms: Some(40 * HOUR_MS),
+                    as_of_ms: None,
+                },
+            )
+            .unwrap();
+        let got: Vec<(&str, &str, Duty, DutyState, i64)> = list
+            .deadlines
+            .iter()
+            .map(|d| {
+                (
+                    d.client.as_str(),
+                    d.incident_id.as_str(),
+                    d.duty,
+                    d.state,
+                    d.remaining_ms,
+                )
+            })
+            .collect();
+        let h = |n: i64| n * HOUR_MS as i64;
+        assert_eq!(
+            got,
+            [
+                ("bank", "INC-1", Duty::Report, DutyState::Overdue, h(-1)),
+                (
+                    "mint",
+                    "INC-1",
+                    Duty::Containment,
+                    DutyState::Pending,
+                    h(34)
+                ),
+            ]
+        );
+        // With a shorter horizon the containment is not yet due; closed incidents keep
+        // their undone duties (zeta's containment) only once they are within the horizon.
+        let short = r
+            .deadlines(
+                &cert,
+                &DeadlineQuery {
+                    client: None,
+                    within_ms: Some(HOUR_MS),
+                    as_of_ms: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(short.deadlines.len(), 1);
+        let zeta = r
+            .deadlines(
+                &cert,
+                &DeadlineQuery {
+                    client: Some("zeta".into()),
+                    within_ms: Some(72 * HOUR_MS),
+                    as_of_ms: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(zeta.deadlines[0].duty, Duty::Containment);
+    }
+}

@@ -393,7 +393,10 @@ async fn incidents_warnings_and_risk_across_four_validators() {
     let last = broken["objects"].as_array().unwrap().len() - 1;
     broken["objects"][last]["published"] = "yesterday".into();
     let (valid, _) = stix_validate(net.dir.path(), "broken", &broken);
-    assert!(!valid, "a report with an invalid timestamp passed the validator");
+    assert!(
+        !valid,
+        "a report with an invalid timestamp passed the validator"
+    );
 
     // Deadlines: the report is announced as approaching, then as passed when a block's
     // time goes past it.
