@@ -13,6 +13,7 @@ pub mod mempool;
 pub mod metrics;
 pub mod node;
 pub mod p2p;
+pub mod publish;
 pub mod rate;
 pub mod reads;
 pub mod rpc_server;

@@ -80,6 +80,9 @@ enum Command {
     Risk(custos_node::defense_cli::RiskArgs),
     /// Export an early warning as a STIX 2.1 bundle.
     Warning(custos_node::defense_cli::WarningArgs),
+    /// Sign and submit, as an organisation, an incident record, an early warning or a
+    /// posture declaration.
+    Publish(custos_node::publish::PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +174,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Deadlines(args) => print_json(custos_node::defense_cli::deadlines(args).await?)?,
         Command::Risk(args) => print_json(custos_node::defense_cli::risk(args).await?)?,
         Command::Warning(args) => print_json(custos_node::defense_cli::warning(args).await?)?,
+        Command::Publish(args) => print_json(custos_node::publish::run(args).await?)?,
     }
     Ok(())
 }

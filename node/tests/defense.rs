@@ -165,12 +165,21 @@ async fn submit(net: &Network, messages: Vec<SubmitMessage>) {
     let count = messages.len();
     let response = net.validators[0].client().submit(messages).await.unwrap();
     assert_eq!(response.admitted, count, "{:?}", response.results);
+    let hashes: Vec<Sha256Hash> = response
+        .results
+        .iter()
+        .map(|r| r.leaf_hash.unwrap())
+        .collect();
+    committed_everywhere(net, &hashes).await;
+}
+
+/// Waits until every validator has committed the messages with these leaf hashes.
+async fn committed_everywhere(net: &Network, hashes: &[Sha256Hash]) {
     let start = Instant::now();
     for v in &net.validators {
         let client = v.client();
-        for result in &response.results {
-            let hash = result.leaf_hash.unwrap();
-            while client.get_inclusion_proof(hash, None).await.is_err() {
+        for hash in hashes {
+            while client.get_inclusion_proof(*hash, None).await.is_err() {
                 assert!(
                     start.elapsed() < DEADLINE,
                     "{} never committed {hash}",
@@ -180,6 +189,20 @@ async fn submit(net: &Network, messages: Vec<SubmitMessage>) {
             }
         }
     }
+}
+
+/// Runs the `custos` command with `args`; returns its JSON output.
+fn custos(net: &Network, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(net.dir.path().join("custos"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "custos {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 async fn next<T: serde::de::DeserializeOwned + std::fmt::Debug>(
@@ -409,25 +432,38 @@ async fn incidents_warnings_and_risk_across_four_validators() {
     assert_eq!(passed.deadline.due_at_ms, report_due);
     assert!(passed.as_of_ms > report_due, "{passed:?}");
 
-    // Reported late, then contained.
+    // Reported late by the response team with the command-line tool, then contained.
+    let forensics_key = net.dir.path().join("keys/forensics.json");
+    let published = custos(
+        &net,
+        &[
+            "publish",
+            "--rpc",
+            &net.validators[0].rpc,
+            "--key",
+            forensics_key.to_str().unwrap(),
+            "--network",
+            NETWORK,
+            "--client",
+            "client0",
+            "incident",
+            "--id",
+            "INC-2024-07",
+            "reported",
+        ],
+    );
+    assert_eq!(published["sequence"], 1);
+    let reported: Sha256Hash = serde_json::from_value(published["leaf_hash"].clone()).unwrap();
+    committed_everywhere(&net, &[reported]).await;
     submit(
         &net,
-        vec![
-            client0.sign(
-                "client0",
-                incident("INC-2024-07", IncidentAction::Reported),
-                &[],
-                None,
-                b"{}",
-            ),
-            client0.sign(
-                "client0",
-                incident("INC-2024-07", IncidentAction::Contained),
-                &[],
-                None,
-                b"{}",
-            ),
-        ],
+        vec![client0.sign(
+            "client0",
+            incident("INC-2024-07", IncidentAction::Contained),
+            &[],
+            None,
+            b"{}",
+        )],
     )
     .await;
     let insurer = http(&net.validators[2].rpc, &authorization(&net, "insurer"));
@@ -523,6 +559,29 @@ async fn incidents_warnings_and_risk_across_four_validators() {
         ]
     );
     assert!(risk.value > 0 && risk.value <= 100);
+    // The command-line tool prints the same answer.
+    let insurer_key = net.dir.path().join("keys/insurer.json");
+    let printed = custos(
+        &net,
+        &[
+            "risk",
+            "--rpc",
+            &net.validators[1].rpc,
+            "--key",
+            insurer_key.to_str().unwrap(),
+            "--org",
+            "insurer",
+            "--network",
+            NETWORK,
+            "--client",
+            "client0",
+            "--from-ms",
+            &from_ms.to_string(),
+            "--to-ms",
+            &to_ms.to_string(),
+        ],
+    );
+    assert_eq!(printed, serde_json::to_value(&risk).unwrap());
     // A window beyond the head would change as blocks commit: refused.
     let late = http(&net.validators[0].rpc, &authorization(&net, "insurer"))
         .risk_score("client0".into(), from_ms, Some(u64::MAX))
