@@ -508,6 +508,24 @@ fn the_incident_index_groups_records_by_client_and_incident_with_commit_times() 
     }
     assert_eq!(paged, timed);
 
+    // Walking the kind index backwards.
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::INCIDENT_CODE, 9).unwrap(),
+        Some(8)
+    );
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::INCIDENT_CODE, 8).unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::INCIDENT_CODE, 3).unwrap(),
+        None
+    );
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::POSTURE_CODE, 100).unwrap(),
+        None
+    );
+
     // Block times: the first leaf committed at or after a time.
     assert_eq!(ledger.first_leaf_at(UnixMillis(0)).unwrap(), 0);
     assert_eq!(ledger.first_leaf_at(UnixMillis(T0)).unwrap(), 0);

@@ -359,10 +359,7 @@ impl<B: Backend> Reader<'_, B> {
             self.ledger.first_leaf_at(to)?,
         );
         inputs.warnings = self.kind_messages(Kind::EARLY_WARNING_CODE, first, end)?;
-        inputs.posture = self
-            .kind_messages(Kind::POSTURE_CODE, 0, end)?
-            .into_iter()
-            .rfind(|m| m.message.client == client);
+        inputs.posture = self.latest_posture(&client, end)?;
         let last_ms = UnixMillis(to.0 - 1);
         let (incidents, more) =
             self.incident_views(Some(&client), None, last_ms, |_| true, usize::MAX)?;
@@ -373,6 +370,40 @@ impl<B: Backend> Reader<'_, B> {
         }
         inputs.incidents = incidents;
         assess(&inputs, weights).map_err(|e| ReadError::BadFilter(e.to_string()))
+    }
+
+    /// The latest posture declaration about `client` before leaf `end`, looking back over
+    /// at most [`MAX_KIND_SCAN`] declarations (of all clients).
+    fn latest_posture(
+        &self,
+        client: &OrgId,
+        end: u64,
+    ) -> Result<Option<CommittedMessage>, ReadError> {
+        let mut before = end;
+        for _ in 0..MAX_KIND_SCAN {
+            let Some(leaf_index) = self.ledger.kind_leaf_before(Kind::POSTURE_CODE, before)? else {
+                return Ok(None);
+            };
+            let envelope = self
+                .ledger
+                .envelope(leaf_index)?
+                .ok_or_else(|| ReadError::NoSuchMessage(format!("leaf index {leaf_index}")))?;
+            if envelope.body.client == *client {
+                let committed_at = self.ledger.leaf_time(leaf_index)?.ok_or_else(|| {
+                    ReadError::NoSuchMessage(format!("block of leaf index {leaf_index}"))
+                })?;
+                return Ok(Some(CommittedMessage {
+                    leaf_index,
+                    committed_at,
+                    message: envelope.body,
+                }));
+            }
+            before = leaf_index;
+        }
+        Err(ReadError::BadFilter(format!(
+            "no posture declaration of {client} among the latest {MAX_KIND_SCAN} declarations \
+             before the window's end"
+        )))
     }
 
     /// Messages of kind `code` at leaves `first..end`, with their committed times.

@@ -715,6 +715,19 @@ impl<B: Backend> Ledger<B> {
             .collect()
     }
 
+    /// The last leaf of kind `code` before leaf `end` (exclusive), if any: walks the kind
+    /// index backwards one seek at a time.
+    pub fn kind_leaf_before(&self, code: u8, end: u64) -> Result<Option<u64>, StorageError> {
+        let mut start = vec![code];
+        start.extend_from_slice(&be(0));
+        let mut until = vec![code];
+        until.extend_from_slice(&be(end));
+        self.backend
+            .last_before(Column::KindIndex, &start, &until)?
+            .map(|(key, _)| read_be(&key[1..], "kind index key"))
+            .transpose()
+    }
+
     /// Index of the first leaf committed at or after `time` (the log size when none is):
     /// a binary search over block times, which strictly increase with height.
     pub fn first_leaf_at(&self, time: UnixMillis) -> Result<u64, StorageError> {
