@@ -572,10 +572,6 @@ fn controls(posture: Option<&CommittedMessage>) -> Vec<(SubScoreKind, Factor)> {
         }
         _ => BTreeMap::new(),
     };
-    let source = match posture {
-        Some(p) => format!("declared in leaf {}", p.leaf_index),
-        None => "no posture declaration".to_owned(),
-    };
     CONTROLS
         .into_iter()
         .map(|control| {
@@ -584,13 +580,20 @@ fn controls(posture: Option<&CommittedMessage>) -> Vec<(SubScoreKind, Factor)> {
                 Some(ControlState::Implemented) => ("implemented", 0),
                 Some(ControlState::Partial) => ("partial", 5),
                 Some(ControlState::Absent) => ("absent", 10),
-                None => ("not declared", 10),
+                None => ("not listed", 10),
+            };
+            let description = match posture {
+                Some(p) => format!(
+                    "{name}: {state} in the declaration of leaf {}",
+                    p.leaf_index
+                ),
+                None => format!("{name}: no posture declaration"),
             };
             (
                 control_sub_score(control),
                 Factor {
                     factor: format!("control:{name}"),
-                    description: format!("{name}: {state} ({source})"),
+                    description,
                     count: 1,
                     points: each,
                     leaves: posture.map(|p| p.leaf_index).into_iter().collect(),

@@ -148,7 +148,7 @@ fn with_nothing_declared_every_control_counts_as_absent() {
     assert_eq!(factor.factor, "control:security-officer");
     assert_eq!(
         factor.description,
-        "security-officer: not declared (no posture declaration)"
+        "security-officer: no posture declaration"
     );
 }
 

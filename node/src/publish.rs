@@ -1,5 +1,5 @@
 //! `custos publish`: an organisation signs and submits an incident lifecycle record, an
-//! early warning or a posture declaration, keeping its sequence number and hash chain in a
+//! early warning, a posture declaration or an insurance policy or claim, keeping its sequence number and hash chain in a
 //! state file beside its key (as `custos send` does for collectors).
 
 use std::path::PathBuf;
@@ -11,8 +11,9 @@ use custos_ledger::codec::{List, Text};
 use custos_ledger::crypto::Signed;
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::message::{
-    Control, ControlState, ControlStatus, IncidentAction, IncidentEvent, IncidentLevel, Kind,
-    Message, PayloadDescriptor, PostureDeclaration, SourceFormat, UnixMillis,
+    Control, ControlState, ControlStatus, IncidentAction, IncidentEvent, IncidentLevel,
+    InsuranceEvent, Kind, Message, Money, PayloadDescriptor, PostureDeclaration, SourceFormat,
+    UnixMillis,
 };
 use custos_rpc::{CustosApiClient, SubmitMessage, SubmitStatus};
 
@@ -78,6 +79,36 @@ pub enum Publish {
         #[arg(long, default_value = "")]
         note: String,
     },
+    /// An insurance policy covering the client (signed by the insurer).
+    Policy {
+        /// Policy id.
+        #[arg(long)]
+        policy_id: String,
+        /// Cover starts, ms since the epoch.
+        #[arg(long)]
+        starts_at_ms: u64,
+        /// Cover ends, ms since the epoch.
+        #[arg(long)]
+        ends_at_ms: u64,
+    },
+    /// A claim under a policy for an incident (signed by the client or the insurer).
+    Claim {
+        /// Claim id.
+        #[arg(long)]
+        claim_id: String,
+        /// Policy claimed under.
+        #[arg(long)]
+        policy_id: String,
+        /// Incident claimed for.
+        #[arg(long)]
+        incident_id: String,
+        /// Loss claimed, in the currency's minor unit.
+        #[arg(long)]
+        loss_minor_units: u64,
+        /// ISO 4217 currency code.
+        #[arg(long, default_value = "TWD")]
+        currency: String,
+    },
 }
 
 /// An incident lifecycle step.
@@ -129,6 +160,7 @@ fn parse_control(spec: &str) -> anyhow::Result<ControlStatus> {
 /// The kind, format, ATT&CK ids and payload of what is published.
 fn content(
     what: Publish,
+    client: &str,
     now: UnixMillis,
 ) -> anyhow::Result<(Kind, SourceFormat, Vec<String>, Vec<u8>)> {
     Ok(match what {
@@ -182,6 +214,50 @@ fn content(
             };
             (Kind::EarlyWarning, format, attack_ids, payload)
         }
+        Publish::Policy {
+            policy_id,
+            starts_at_ms,
+            ends_at_ms,
+        } => {
+            if starts_at_ms >= ends_at_ms {
+                bail!("--starts-at-ms {starts_at_ms} must be before --ends-at-ms {ends_at_ms}");
+            }
+            let record = InsuranceEvent::Policy {
+                policy_id: Text::new(policy_id).context("--policy-id")?,
+                client: Text::new(client).context("--client")?,
+                starts_at: UnixMillis(starts_at_ms),
+                ends_at: UnixMillis(ends_at_ms),
+            };
+            (
+                Kind::Insurance(record),
+                SourceFormat::Custos,
+                Vec::new(),
+                Vec::new(),
+            )
+        }
+        Publish::Claim {
+            claim_id,
+            policy_id,
+            incident_id,
+            loss_minor_units,
+            currency,
+        } => {
+            let record = InsuranceEvent::ClaimFiled {
+                claim_id: Text::new(claim_id).context("--claim-id")?,
+                policy_id: Text::new(policy_id).context("--policy-id")?,
+                incident_id: Text::new(incident_id).context("--incident-id")?,
+                claimed_loss: Money {
+                    minor_units: loss_minor_units,
+                    currency: Text::new(currency).context("--currency")?,
+                },
+            };
+            (
+                Kind::Insurance(record),
+                SourceFormat::Custos,
+                Vec::new(),
+                Vec::new(),
+            )
+        }
         Publish::Posture { controls, note } => {
             let controls = controls
                 .iter()
@@ -212,7 +288,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<serde_json::Value> {
         Err(_) => ChainState::default(),
     };
     let now = crate::runtime::now_ms();
-    let (kind, format, attack_ids, payload) = content(args.what, now)?;
+    let (kind, format, attack_ids, payload) = content(args.what, &args.client, now)?;
     let media_type = match format {
         SourceFormat::Stix21 => "application/stix+json;version=2.1",
         _ if payload.is_empty() || std::str::from_utf8(&payload).is_ok() => "text/plain",
