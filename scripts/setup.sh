@@ -49,11 +49,23 @@ for component in rustfmt clippy; do
   fi
 done
 
+# The OASIS STIX validator checks exported early warnings in the node tests
+# (node/tests/defense.rs). 3.2.0 is pinned: later releases ship without the schemas.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.tools/venv"
+installed="$("$venv/bin/pip" show stix2-validator 2>/dev/null || true)"
+if ! grep -qx 'Version: 3.2.0' <<<"$installed"; then
+  apt_install python3-venv
+  say "installing stix2-validator 3.2.0 into .tools/venv"
+  mkdir -p "$root/.tools"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check stix2-validator==3.2.0
+fi
+
 if [ "$want_anvil" -eq 1 ]; then
   if ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm
   fi
-  root="$(cd "$(dirname "$0")/.." && pwd)"
   if [ ! -x "$root/.tools/node_modules/.bin/anvil" ]; then
     say "installing anvil (@foundry-rs/anvil) into .tools/"
     mkdir -p "$root/.tools"

@@ -57,6 +57,9 @@ limits! {
     /// Free-text notes on lifecycle, insurance and membership records; long documents go
     /// in the payload.
     NoteLen = 4096, "note";
+    /// Controls in one posture declaration: the [`crate::message::Control`] list has 11;
+    /// the bound leaves room for controls appended later.
+    ControlCount = 64, "posture control list";
     /// Names of RPC methods recorded in access-audit records.
     MethodLen = 64, "method name";
     /// Leaf indexes listed in one access-audit record; a larger read is split across

@@ -4,10 +4,10 @@
 //! | author | may sign |
 //! |---|---|
 //! | enrolled collector (not revoked) | evidence and heartbeats for the client it is enrolled for |
-//! | organisation with role `control-center` | membership changes, incidents, early warnings |
-//! | organisation with role `warning` | early warnings |
+//! | organisation with role `control-center` | membership changes, incidents, early warnings, posture declarations |
+//! | organisation with role `warning` | early warnings, posture declarations (assessors) |
 //! | organisation with role `response` | incidents |
-//! | organisation with role `client` | incidents and insurance claims about itself |
+//! | organisation with role `client` | incidents, insurance claims and posture declarations about itself |
 //! | organisation with role `insurer` | insurance policies, claims and decisions |
 //! | validator | access audits, anchor receipts, equivocation evidence |
 //!
@@ -190,12 +190,12 @@ impl Membership {
             (Author::Organisation { role, org }, kind) => match (role, kind) {
                 (
                     Role::ControlCenter,
-                    Kind::Membership(_) | Kind::Incident(_) | Kind::EarlyWarning,
+                    Kind::Membership(_) | Kind::Incident(_) | Kind::EarlyWarning | Kind::Posture(_),
                 ) => true,
-                (Role::Warning, Kind::EarlyWarning) => true,
+                (Role::Warning, Kind::EarlyWarning | Kind::Posture(_)) => true,
                 (Role::Response, Kind::Incident(_)) => true,
                 (Role::Insurer, Kind::Insurance(_)) => true,
-                (Role::Client, Kind::Incident(_)) => *org == message.client,
+                (Role::Client, Kind::Incident(_) | Kind::Posture(_)) => *org == message.client,
                 (Role::Client, Kind::Insurance(InsuranceEvent::ClaimFiled { .. })) => {
                     *org == message.client
                 }

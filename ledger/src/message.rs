@@ -518,6 +518,117 @@ pub struct Equivocation {
     pub vote_b: crate::codec::Bytes<EvidenceVoteLen>,
 }
 
+/// A security control the risk model asks about (the patent's risk characteristic model:
+/// each control belongs to one of the four sub-scores, see [`crate::risk`]). Codes are part
+/// of the encoding: append, never renumber.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum Control {
+    /// A named chief information security officer or security contact (管理階層).
+    SecurityOfficer = 0,
+    /// A written, exercised incident response plan.
+    IncidentResponsePlan = 1,
+    /// An ISMS certification (ISO/IEC 27001 or equivalent) in force.
+    IsmsCertification = 2,
+    /// A business continuity drill within the last year.
+    ContinuityDrill = 3,
+    /// Endpoint protection (antivirus, EDR) on the servers.
+    EndpointProtection = 4,
+    /// Security patches applied within the organisation's patch window.
+    PatchManagement = 5,
+    /// Security awareness training for staff within the last year.
+    AwarenessTraining = 6,
+    /// Multi-factor authentication on administrative and remote access.
+    MultiFactorAuth = 7,
+    /// Offline or immutable backups, restore-tested.
+    Backups = 8,
+    /// Periodic review of accounts and access rights.
+    AccessReview = 9,
+    /// Security logs kept for the retention period the regulator requires.
+    LogRetention = 10,
+}
+
+impl Control {
+    /// The control's name, as the API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::SecurityOfficer => "security-officer",
+            Control::IncidentResponsePlan => "incident-response-plan",
+            Control::IsmsCertification => "isms-certification",
+            Control::ContinuityDrill => "continuity-drill",
+            Control::EndpointProtection => "endpoint-protection",
+            Control::PatchManagement => "patch-management",
+            Control::AwarenessTraining => "awareness-training",
+            Control::MultiFactorAuth => "multi-factor-auth",
+            Control::Backups => "backups",
+            Control::AccessReview => "access-review",
+            Control::LogRetention => "log-retention",
+        }
+    }
+}
+
+/// How far a control is in place.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[borsh(use_discriminant = true)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum ControlState {
+    /// Not in place.
+    Absent = 0,
+    /// In place for part of the scope.
+    Partial = 1,
+    /// In place.
+    Implemented = 2,
+}
+
+/// One control's declared state.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ControlStatus {
+    /// The control.
+    pub control: Control,
+    /// Its state.
+    pub state: ControlState,
+}
+
+/// A declaration of a client's security posture, by the client itself or by an assessor
+/// (a `warning` organisation such as a risk assessment unit or testing team). The latest
+/// declaration replaces earlier ones; a control it does not list counts as absent.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct PostureDeclaration {
+    /// The controls' states.
+    pub controls: List<ControlStatus, ControlCount>,
+    /// A short note (scope, assessment reference); the report goes in the payload.
+    pub note: Text<NoteLen>,
+}
+
 /// What a message is, with the structured content of non-evidence kinds.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -546,6 +657,9 @@ pub enum Kind {
     AnchorReceipt(AnchorReceipt),
     /// Consensus equivocation evidence.
     Equivocation(Equivocation),
+    /// A declaration of the client's security posture (appended: older encodings are
+    /// unchanged).
+    Posture(PostureDeclaration),
 }
 
 impl Kind {
@@ -561,6 +675,7 @@ impl Kind {
             Kind::AccessAudit(_) => "access-audit",
             Kind::AnchorReceipt(_) => "anchor-receipt",
             Kind::Equivocation(_) => "equivocation",
+            Kind::Posture(_) => "posture",
         }
     }
 
@@ -582,6 +697,22 @@ impl Kind {
     pub const ANCHOR_RECEIPT_CODE: u8 = 7;
     /// Index code of equivocation evidence.
     pub const EQUIVOCATION_CODE: u8 = 8;
+    /// Index code of posture declarations.
+    pub const POSTURE_CODE: u8 = 9;
+
+    /// Every kind's name, in code order: what queries and filters accept.
+    pub const NAMES: [&'static str; 10] = [
+        "evidence",
+        "heartbeat",
+        "early-warning",
+        "incident",
+        "insurance",
+        "membership",
+        "access-audit",
+        "anchor-receipt",
+        "equivocation",
+        "posture",
+    ];
 
     /// One-byte code of the kind, for storage index keys. Codes are part of the storage
     /// format: never renumber one.
@@ -596,6 +727,7 @@ impl Kind {
             Kind::AccessAudit(_) => Self::ACCESS_AUDIT_CODE,
             Kind::AnchorReceipt(_) => Self::ANCHOR_RECEIPT_CODE,
             Kind::Equivocation(_) => Self::EQUIVOCATION_CODE,
+            Kind::Posture(_) => Self::POSTURE_CODE,
         }
     }
 
@@ -668,5 +800,35 @@ impl Envelope {
     /// Decodes an envelope with the envelope size limit.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         decode(bytes, MAX_ENVELOPE_BYTES)
+    }
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_codes_agree_and_appended_kinds_leave_old_encodings_alone() {
+        let posture = Kind::Posture(PostureDeclaration {
+            controls: List::empty(),
+            note: Text::new("").unwrap(),
+        });
+        assert_eq!(Kind::NAMES[usize::from(posture.code())], posture.name());
+        assert_eq!(
+            Kind::NAMES[usize::from(Kind::EarlyWarning.code())],
+            "early-warning"
+        );
+        // The borsh variant index is the code: existing kinds keep their bytes.
+        assert_eq!(encode(&Kind::EarlyWarning), [Kind::EARLY_WARNING_CODE]);
+        assert_eq!(encode(&posture)[0], Kind::POSTURE_CODE);
+        let heartbeat = Kind::Heartbeat { interval_ms: 7 };
+        for control in [
+            Control::SecurityOfficer,
+            Control::MultiFactorAuth,
+            Control::LogRetention,
+        ] {
+            assert_eq!(serde_json::to_value(control).unwrap(), control.name());
+        }
+        assert_eq!(encode(&heartbeat)[0], Kind::HEARTBEAT_CODE);
     }
 }

@@ -111,6 +111,17 @@ fn incident() -> Kind {
     })
 }
 
+fn posture() -> Kind {
+    Kind::Posture(custos_ledger::message::PostureDeclaration {
+        controls: List::new(vec![custos_ledger::message::ControlStatus {
+            control: custos_ledger::message::Control::Backups,
+            state: custos_ledger::message::ControlState::Partial,
+        }])
+        .unwrap(),
+        note: Text::new("self-assessment").unwrap(),
+    })
+}
+
 #[test]
 fn permission_table() {
     let w = world();
@@ -144,6 +155,9 @@ fn permission_table() {
         (&w.client, "acme-bank", claim.clone()),
         (&w.insurer, "acme-bank", claim.clone()),
         (&w.validator, "acme-bank", audit.clone()),
+        (&w.client, "acme-bank", posture()),
+        (&w.warning, "acme-bank", posture()),
+        (&w.control, "acme-bank", posture()),
     ];
     for (author, client, kind) in allowed {
         let name = kind.name();
@@ -160,6 +174,9 @@ fn permission_table() {
         (&w.client, "acme-bank", evidence()),
         (&w.validator, "acme-bank", evidence()),
         (&w.control, "acme-bank", audit),
+        (&w.client, "other-bank", posture()),
+        (&w.insurer, "acme-bank", posture()),
+        (&w.collector, "acme-bank", posture()),
     ];
     for (author, client, kind) in refused {
         let name = kind.name();

@@ -366,3 +366,171 @@ fn crash_mid_write_leaves_no_trace() {
         "the child wrote nothing; the test proved nothing"
     );
 }
+
+/// An incident record signed by an organisation key (storage does not check authors).
+fn incident_entry(
+    key: &custos_ledger::crypto::SecretKey,
+    sequence: u64,
+    client: &str,
+    incident: &str,
+) -> custos_ledger::block::Entry {
+    use custos_ledger::codec::List;
+    use custos_ledger::message::{
+        IncidentAction, IncidentEvent, Message, PayloadDescriptor, SourceFormat,
+    };
+    let message = Message {
+        network: Text::new(common::NETWORK).unwrap(),
+        author: key.public().key_id(),
+        client: Text::new(client).unwrap(),
+        sequence,
+        prev: Sha256Hash::ZERO,
+        kind: Kind::Incident(IncidentEvent {
+            incident_id: Text::new(incident).unwrap(),
+            action: IncidentAction::Reported,
+            note: Text::new("").unwrap(),
+        }),
+        format: SourceFormat::Custos,
+        occurred_at: None,
+        observed_at: UnixMillis(T0),
+        severity: None,
+        rule_id: None,
+        host: None,
+        attack_ids: List::empty(),
+        references: List::empty(),
+        parse_error: None,
+        payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), b""),
+    };
+    custos_ledger::block::Entry {
+        envelope: custos_ledger::crypto::Signed::sign(message, key),
+        payload: Bytes::new(Vec::new()).unwrap(),
+    }
+}
+
+#[test]
+fn the_incident_index_groups_records_by_client_and_incident_with_commit_times() {
+    let ledger = Ledger::open(MemoryBackend::new()).unwrap();
+    let mut builder = ChainBuilder::new(2, 50);
+    let key = custos_ledger::crypto::SecretKey::from_seed(&[9; 32]);
+    let first = builder.next_block(&ledger, 3, T0);
+    ledger.apply_block(&first).unwrap();
+    // "INC-1" and "INC-10" share a prefix; "acme" is a prefix of "acme-bank".
+    let entries = vec![
+        incident_entry(&key, 1, "acme-bank", "INC-1"),
+        incident_entry(&key, 2, "acme-bank", "INC-10"),
+        incident_entry(&key, 3, "acme", "INC-1"),
+    ];
+    ledger
+        .apply_block(&builder.block_with(&ledger, entries, T0 + 1_000))
+        .unwrap();
+    let second = builder.next_block(&ledger, 2, T0 + 2_000);
+    ledger.apply_block(&second).unwrap();
+    let entries = vec![incident_entry(&key, 4, "acme-bank", "INC-1")];
+    ledger
+        .apply_block(&builder.block_with(&ledger, entries, T0 + 3_000))
+        .unwrap();
+
+    let acme_bank = Text::new("acme-bank").unwrap();
+    let records = ledger.incident_records(&acme_bank, "INC-1", 100).unwrap();
+    let found: Vec<(u64, u64)> = records
+        .iter()
+        .map(|e| (e.leaf_index, e.committed_at.0))
+        .collect();
+    assert_eq!(found, [(3, T0 + 1_000), (8, T0 + 3_000)]);
+    assert_eq!(
+        ledger.incident_records(&acme_bank, "INC-10", 100).unwrap()[0].leaf_index,
+        4
+    );
+    assert!(
+        ledger
+            .incident_records(&acme_bank, "INC", 100)
+            .unwrap()
+            .is_empty()
+    );
+
+    let all = ledger.incident_entries(None, None, 100).unwrap();
+    let keys: Vec<(&str, &str, u64)> = all
+        .iter()
+        .map(|e| (e.client.as_str(), e.incident_id.as_str(), e.leaf_index))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("acme", "INC-1", 5),
+            ("acme-bank", "INC-1", 3),
+            ("acme-bank", "INC-1", 8),
+            ("acme-bank", "INC-10", 4),
+        ]
+    );
+    let of_client = ledger
+        .incident_entries(Some(&acme_bank), None, 100)
+        .unwrap();
+    assert_eq!(of_client, all[1..]);
+    // Paging from an entry continues after it.
+    let page = ledger.incident_entries(None, Some(&all[1]), 2).unwrap();
+    assert_eq!(page, all[2..4]);
+
+    // The client-time index with times, whole and paged.
+    let timed = ledger
+        .client_leaves_timed(
+            &acme_bank,
+            UnixMillis(T0),
+            UnixMillis(T0 + 4_000),
+            None,
+            100,
+        )
+        .unwrap();
+    for expected in [(3, T0 + 1_000), (4, T0 + 1_000), (8, T0 + 3_000)] {
+        assert!(
+            timed.contains(&(expected.0, UnixMillis(expected.1))),
+            "{timed:?}"
+        );
+    }
+    for (leaf, time) in &timed {
+        assert_eq!(ledger.leaf_time(*leaf).unwrap(), Some(*time));
+    }
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ledger
+            .client_leaves_timed(
+                &acme_bank,
+                UnixMillis(T0),
+                UnixMillis(T0 + 4_000),
+                cursor,
+                2,
+            )
+            .unwrap();
+        let Some(&(leaf, time)) = page.last() else {
+            break;
+        };
+        cursor = Some((time, leaf));
+        paged.extend(page);
+    }
+    assert_eq!(paged, timed);
+
+    // Walking the kind index backwards.
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::INCIDENT_CODE, 9).unwrap(),
+        Some(8)
+    );
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::INCIDENT_CODE, 8).unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::INCIDENT_CODE, 3).unwrap(),
+        None
+    );
+    assert_eq!(
+        ledger.kind_leaf_before(Kind::POSTURE_CODE, 100).unwrap(),
+        None
+    );
+
+    // Block times: the first leaf committed at or after a time.
+    assert_eq!(ledger.first_leaf_at(UnixMillis(0)).unwrap(), 0);
+    assert_eq!(ledger.first_leaf_at(UnixMillis(T0)).unwrap(), 0);
+    assert_eq!(ledger.first_leaf_at(UnixMillis(T0 + 1)).unwrap(), 3);
+    assert_eq!(ledger.first_leaf_at(UnixMillis(T0 + 1_000)).unwrap(), 3);
+    assert_eq!(ledger.first_leaf_at(UnixMillis(T0 + 2_500)).unwrap(), 8);
+    assert_eq!(ledger.first_leaf_at(UnixMillis(T0 + 3_001)).unwrap(), 9);
+}

@@ -16,6 +16,12 @@
 //! [mempool]                            # optional; these are the defaults
 //! max_messages = 100000
 //! max_bytes = 268435456
+//!
+//! [risk]                               # optional; weights of the risk sub-scores
+//! management = 30
+//! basic_security = 30
+//! information_security = 20
+//! external_threat = 20
 //! ```
 //!
 //! Relative paths are relative to the configuration file's folder.
@@ -91,6 +97,10 @@ pub struct NodeConfig {
     /// Mempool bounds.
     #[serde(default)]
     pub mempool: MempoolConfig,
+    /// Weights of the risk model's sub-scores; every validator of a network should use
+    /// the same, since answers name the weights but clients compare values.
+    #[serde(default)]
+    pub risk: custos_ledger::risk::RiskWeights,
 }
 
 impl NodeConfig {
@@ -100,6 +110,10 @@ impl NodeConfig {
             .with_context(|| format!("reading configuration {}", path.display()))?;
         let mut config: NodeConfig = toml::from_str(&text)
             .with_context(|| format!("configuration {} is invalid", path.display()))?;
+        config
+            .risk
+            .check()
+            .with_context(|| format!("configuration {}: [risk]", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [
             &mut config.data_dir,

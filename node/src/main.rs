@@ -88,6 +88,17 @@ enum Command {
     /// Enroll a collector key for a client organisation (signed by the control center's
     /// organisation key) and wait until the enrollment is committed.
     Enroll(custos_node::collect::enroll::EnrollArgs),
+    /// List incidents with their duties, deadlines and verdicts (or one with --id).
+    Incidents(custos_node::defense_cli::IncidentsArgs),
+    /// List incident duties overdue or due soon.
+    Deadlines(custos_node::defense_cli::DeadlinesArgs),
+    /// A client's risk value over a window, with the four sub-scores and what moved them.
+    Risk(custos_node::defense_cli::RiskArgs),
+    /// Export an early warning as a STIX 2.1 bundle.
+    Warning(custos_node::defense_cli::WarningArgs),
+    /// Sign and submit, as an organisation, an incident record, an early warning or a
+    /// posture declaration.
+    Publish(custos_node::publish::PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +123,11 @@ fn init_logging() {
     } else {
         builder.init();
     }
+}
+
+fn print_json(value: serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
 }
 
 #[tokio::main]
@@ -192,6 +208,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Enroll(args) => println!("{}", custos_node::collect::enroll::run(args).await?),
+        Command::Incidents(args) => print_json(custos_node::defense_cli::incidents(args).await?)?,
+        Command::Deadlines(args) => print_json(custos_node::defense_cli::deadlines(args).await?)?,
+        Command::Risk(args) => print_json(custos_node::defense_cli::risk(args).await?)?,
+        Command::Warning(args) => print_json(custos_node::defense_cli::warning(args).await?)?,
+        Command::Publish(args) => print_json(custos_node::publish::run(args).await?)?,
     }
     Ok(())
 }

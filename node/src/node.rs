@@ -105,6 +105,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         genesis_hash: genesis.hash(),
         audit: Mutex::new(crate::audit::AuditQueue::default()),
         committed: tokio::sync::broadcast::channel(custos_rpc::BLOCK_SUBSCRIPTION_BUFFER).0,
+        risk_weights: config.risk,
     });
 
     let (_rpc_address, rpc_handle) =

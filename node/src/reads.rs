@@ -581,17 +581,7 @@ impl<B: Backend> Reader<'_, B> {
 }
 
 /// The kinds a filter may name.
-const KINDS: [&str; 9] = [
-    "evidence",
-    "heartbeat",
-    "early-warning",
-    "incident",
-    "insurance",
-    "membership",
-    "access-audit",
-    "anchor-receipt",
-    "equivocation",
-];
+const KINDS: [&str; 10] = Kind::NAMES;
 
 /// Checks what a query or subscription filter names, and returns its client and committed
 /// time range.

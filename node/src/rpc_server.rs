@@ -24,6 +24,10 @@ use custos_rpc::{
     ParamNames, PayloadInfo, QueryFilter, QueryPage, SubmitMessage, SubmitResponse, SubmitResult,
     SubmitStatus, codes,
 };
+use custos_rpc::{
+    DeadlineEvent, DeadlineList, DeadlineNotice, DeadlineQuery, IncidentPage, IncidentQuery,
+    WarningExport,
+};
 
 use crate::audit::AuditRead;
 use crate::mempool::Rejection;
@@ -200,6 +204,47 @@ impl RpcService {
             .expect("audit lock")
             .push(read, std::time::Instant::now())
             .map_err(|e| ErrorObjectOwned::owned(codes::BUSY, e.to_string(), None::<()>))
+    }
+
+    /// Maps an author key to its organisation (or validator) name, for warning exports.
+    fn publisher(&self) -> impl Fn(&custos_ledger::crypto::KeyId) -> String + Send + 'static {
+        let shared = self.shared.clone();
+        move |key| {
+            use custos_ledger::membership::Author;
+            let chain = shared.chain.read().expect("chain lock");
+            match chain.membership().get(key).map(|m| &m.author) {
+                Some(Author::Organisation { org, .. } | Author::Validator { org, .. }) => {
+                    org.to_string()
+                }
+                Some(Author::Collector { client, .. }) => client.to_string(),
+                None => key.to_string(),
+            }
+        }
+    }
+
+    /// Waits for the next committed height, or ends the subscription: when the client
+    /// leaves (`Ok(None)`), the credential expires or the subscriber falls behind (`Err`).
+    async fn next_height(
+        sink: &jsonrpsee::SubscriptionSink,
+        heights: &mut tokio::sync::broadcast::Receiver<u64>,
+        expiry: std::pin::Pin<&mut tokio::time::Sleep>,
+        caller: &Caller,
+    ) -> Result<Option<u64>, String> {
+        use tokio::sync::broadcast::error::RecvError;
+        tokio::select! {
+            () = sink.closed() => Ok(None),
+            () = expiry => Err(format!(
+                "the credential expired at {} ms; subscribe again with a new token",
+                caller.expires_at.0
+            )),
+            height = heights.recv() => match height {
+                Ok(height) => Ok(Some(height)),
+                Err(RecvError::Lagged(missed)) => Err(format!(
+                    "subscriber fell {missed} blocks behind; resubscribe"
+                )),
+                Err(RecvError::Closed) => Ok(None),
+            },
+        }
     }
 
     /// The organisation the call's credential proves.
@@ -550,6 +595,241 @@ impl CustosApiServer for RpcService {
     ) -> RpcResult<ConsistencyProofInfo> {
         self.read(move |r| r.consistency_proof(old_size, new_size))
             .await
+    }
+
+    async fn list_incidents(
+        &self,
+        ext: &Extensions,
+        query: IncidentQuery,
+    ) -> RpcResult<IncidentPage> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let page = self.read(move |r| r.incidents(&reader, &query)).await?;
+        let leaves: Vec<u64> = page
+            .incidents
+            .iter()
+            .flat_map(|i| i.records.clone())
+            .collect();
+        if !leaves.is_empty() {
+            self.audit(&caller, "custos_listIncidents", leaves)?;
+        }
+        Ok(page)
+    }
+
+    async fn get_incident(
+        &self,
+        ext: &Extensions,
+        client: String,
+        incident_id: String,
+        as_of_ms: Option<u64>,
+    ) -> RpcResult<custos_ledger::incident::IncidentView> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let view = self
+            .read(move |r| r.incident(&reader, &client, &incident_id, as_of_ms))
+            .await?;
+        self.audit(&caller, "custos_getIncident", view.records.clone())?;
+        Ok(view)
+    }
+
+    async fn deadlines(&self, ext: &Extensions, query: DeadlineQuery) -> RpcResult<DeadlineList> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let list = self.read(move |r| r.deadlines(&reader, &query)).await?;
+        let leaves: Vec<u64> = list.deadlines.iter().map(|d| d.opened_by_leaf).collect();
+        if !leaves.is_empty() {
+            self.audit(&caller, "custos_deadlines", leaves)?;
+        }
+        Ok(list)
+    }
+
+    async fn subscribe_deadlines(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+        query: DeadlineQuery,
+    ) -> SubscriptionResult {
+        let caller = match self.authenticate(ext) {
+            Ok(caller) => caller,
+            Err(refusal) => {
+                pending.reject(refusal).await;
+                return Ok(());
+            }
+        };
+        if query.as_of_ms.is_some() {
+            pending
+                .reject(invalid(
+                    "as_of_ms evaluates custos_deadlines at a past time; a subscription follows \
+                     the chain, so leave it out",
+                ))
+                .await;
+            return Ok(());
+        }
+        let checked = {
+            let (caller, query) = (caller.clone(), query.clone());
+            self.read(move |r| r.deadlines(&caller, &query)).await
+        };
+        let first = match checked {
+            Ok(first) => first,
+            Err(refusal) => {
+                pending.reject(refusal).await;
+                return Ok(());
+            }
+        };
+        let mut heights = self.shared.committed.subscribe();
+        let sink = pending.accept().await?;
+        let valid_ms = caller
+            .expires_at
+            .0
+            .saturating_sub(crate::runtime::now_ms().0);
+        let expiry = tokio::time::sleep(std::time::Duration::from_millis(valid_ms));
+        tokio::pin!(expiry);
+        // Each duty is announced once per event: (client, incident, opening leaf, duty).
+        type DutyKey = (String, String, u64, custos_ledger::incident::Duty);
+        let mut announced: std::collections::HashSet<(DutyKey, bool)> = Default::default();
+        let mut list = first;
+        let mut height = self
+            .read(|r| Ok(r.ledger.head()?.map_or(0, |h| h.height)))
+            .await
+            .map_err(|e| e.message().to_owned())?;
+        loop {
+            let mut notices = Vec::new();
+            for deadline in list.deadlines {
+                let passed = deadline.state == custos_ledger::incident::DutyState::Overdue;
+                let key = (
+                    deadline.client.clone(),
+                    deadline.incident_id.clone(),
+                    deadline.opened_by_leaf,
+                    deadline.duty,
+                );
+                if announced.insert((key, passed)) {
+                    notices.push(DeadlineNotice {
+                        event: if passed {
+                            DeadlineEvent::Passed
+                        } else {
+                            DeadlineEvent::Approaching
+                        },
+                        height,
+                        as_of_ms: list.as_of_ms,
+                        deadline,
+                    });
+                }
+            }
+            if !notices.is_empty() {
+                let leaves = notices.iter().map(|n| n.deadline.opened_by_leaf).collect();
+                self.audit(&caller, "custos_subscribeDeadlines", leaves)
+                    .map_err(|e| e.message().to_owned())?;
+                for notice in notices {
+                    let raw = serde_json::value::to_raw_value(&notice)?;
+                    if sink.send(raw).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            height = match Self::next_height(&sink, &mut heights, expiry.as_mut(), &caller).await? {
+                Some(height) => height,
+                None => return Ok(()),
+            };
+            let (caller, query) = (caller.clone(), query.clone());
+            list = self
+                .read(move |r| {
+                    let time = r.ledger.header(height)?.map_or(0, |h| h.time.0);
+                    let query = DeadlineQuery {
+                        as_of_ms: Some(time),
+                        ..query
+                    };
+                    r.deadlines(&caller, &query)
+                })
+                .await
+                .map_err(|e| e.message().to_owned())?;
+        }
+    }
+
+    async fn risk_score(
+        &self,
+        ext: &Extensions,
+        client: String,
+        from_ms: u64,
+        to_ms: Option<u64>,
+    ) -> RpcResult<custos_ledger::risk::RiskAssessment> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let weights = self.shared.risk_weights;
+        let assessment = self
+            .read(move |r| r.risk(&reader, &client, from_ms, to_ms, &weights))
+            .await?;
+        let mut leaves: Vec<u64> = assessment
+            .sub_scores
+            .iter()
+            .flat_map(|s| s.factors.iter().flat_map(|f| f.leaves.iter().copied()))
+            .collect();
+        leaves.sort_unstable();
+        leaves.dedup();
+        if !leaves.is_empty() {
+            self.audit(&caller, "custos_riskScore", leaves)?;
+        }
+        Ok(assessment)
+    }
+
+    async fn export_warning(
+        &self,
+        ext: &Extensions,
+        message: MessageRef,
+    ) -> RpcResult<WarningExport> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let publisher = self.publisher();
+        let export = self
+            .read(move |r| r.warning(&reader, &message, &publisher))
+            .await?;
+        self.audit(&caller, "custos_exportWarning", vec![export.leaf_index])?;
+        Ok(export)
+    }
+
+    async fn subscribe_warnings(
+        &self,
+        pending: PendingSubscriptionSink,
+        ext: &Extensions,
+    ) -> SubscriptionResult {
+        let caller = match self.authenticate(ext) {
+            Ok(caller) => caller,
+            Err(refusal) => {
+                pending.reject(refusal).await;
+                return Ok(());
+            }
+        };
+        let mut heights = self.shared.committed.subscribe();
+        let sink = pending.accept().await?;
+        let valid_ms = caller
+            .expires_at
+            .0
+            .saturating_sub(crate::runtime::now_ms().0);
+        let expiry = tokio::time::sleep(std::time::Duration::from_millis(valid_ms));
+        tokio::pin!(expiry);
+        while let Some(height) =
+            Self::next_height(&sink, &mut heights, expiry.as_mut(), &caller).await?
+        {
+            let found = {
+                let (caller, publisher) = (caller.clone(), self.publisher());
+                self.read(move |r| r.block_warnings(&caller, height, &publisher))
+                    .await
+                    .map_err(|e| e.message().to_owned())?
+            };
+            if found.is_empty() {
+                continue;
+            }
+            // Recorded before it is sent: a delivery that cannot be audited is not made.
+            let indexes = found.iter().map(|w| w.leaf_index).collect();
+            self.audit(&caller, "custos_subscribeWarnings", indexes)
+                .map_err(|e| e.message().to_owned())?;
+            for export in found {
+                let raw = serde_json::value::to_raw_value(&export)?;
+                if sink.send(raw).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 }
 

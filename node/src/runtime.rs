@@ -67,6 +67,8 @@ pub struct Shared {
     pub audit: Mutex<crate::audit::AuditQueue>,
     /// Heights of blocks as they are committed, for subscribers.
     pub committed: tokio::sync::broadcast::Sender<u64>,
+    /// Weights of the risk model's sub-scores (configuration `[risk]`).
+    pub risk_weights: custos_ledger::risk::RiskWeights,
 }
 
 impl Shared {

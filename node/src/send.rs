@@ -49,12 +49,12 @@ pub struct SendArgs {
 
 /// Where a collector's chain ends, kept beside its key.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct ChainState {
-    sequence: u64,
-    prev: Option<Sha256Hash>,
+pub(crate) struct ChainState {
+    pub(crate) sequence: u64,
+    pub(crate) prev: Option<Sha256Hash>,
 }
 
-fn state_path(key: &Path) -> PathBuf {
+pub(crate) fn state_path(key: &Path) -> PathBuf {
     let mut name = key.file_name().unwrap_or_default().to_os_string();
     name.push(".chain");
     key.with_file_name(name)

@@ -486,6 +486,148 @@ pub struct ConsistencyProofInfo {
     pub path: Vec<Sha256Hash>,
 }
 
+/// Most incidents in one `custos_listIncidents` page.
+pub const MAX_INCIDENT_PAGE: u32 = 500;
+
+/// An incident's key: client and incident id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentKey {
+    /// The client organisation.
+    pub client: String,
+    /// The incident id.
+    pub incident_id: String,
+}
+
+/// Filters of `custos_listIncidents`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentQuery {
+    /// Only this client's incidents (a client organisation must name itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Only incidents with this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<custos_ledger::incident::IncidentStatus>,
+    /// Only incidents with (`true`) or without (`false`) an overdue duty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overdue: Option<bool>,
+    /// Evaluate at this time, milliseconds since the epoch (default: the latest block's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of_ms: Option<u64>,
+    /// Cursor: continue after this incident (a previous page's `next_after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<IncidentKey>,
+    /// Page size, 1..=[`MAX_INCIDENT_PAGE`] (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// The answer to `custos_listIncidents`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentPage {
+    /// The evaluation time.
+    pub as_of_ms: u64,
+    /// Matching incidents, by client and incident id.
+    pub incidents: Vec<custos_ledger::incident::IncidentView>,
+    /// Pass as `after` to continue; absent when there are no more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<IncidentKey>,
+}
+
+/// Filters of `custos_deadlines` and `custos_subscribeDeadlines`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineQuery {
+    /// Only this client's deadlines (a client organisation must name itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Pending duties due within this long count as due (default one day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_ms: Option<u64>,
+    /// Evaluate at this time (default: the latest block's); not for subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of_ms: Option<u64>,
+}
+
+/// A duty that is due soon or overdue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    /// The client organisation.
+    pub client: String,
+    /// The incident id.
+    pub incident_id: String,
+    /// The duty.
+    pub duty: custos_ledger::incident::Duty,
+    /// The level it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+    /// Leaf index of the record that opened it.
+    pub opened_by_leaf: u64,
+    /// The deadline.
+    pub due_at_ms: u64,
+    /// `pending` (due within the horizon) or `overdue`.
+    pub state: custos_ledger::incident::DutyState,
+    /// Due time minus evaluation time: negative when overdue.
+    pub remaining_ms: i64,
+}
+
+/// The answer to `custos_deadlines`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineList {
+    /// The evaluation time.
+    pub as_of_ms: u64,
+    /// The horizon used.
+    pub within_ms: u64,
+    /// Overdue and soon-due duties, earliest deadline first.
+    pub deadlines: Vec<Deadline>,
+}
+
+/// What a deadline notification announces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeadlineEvent {
+    /// The duty is now due within the subscription's horizon.
+    Approaching,
+    /// The deadline passed with the duty unmet.
+    Passed,
+}
+
+/// A `custos_subscribeDeadlines` notification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineNotice {
+    /// What happened.
+    pub event: DeadlineEvent,
+    /// The block whose time made it happen.
+    pub height: u64,
+    /// That block's time.
+    pub as_of_ms: u64,
+    /// The duty.
+    pub deadline: Deadline,
+}
+
+/// An early warning exported as a STIX 2.1 bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarningExport {
+    /// Index in the log.
+    pub leaf_index: u64,
+    /// RFC 9162 leaf hash.
+    pub leaf_hash: Sha256Hash,
+    /// When it was committed.
+    pub committed_at_ms: u64,
+    /// The publishing organisation.
+    pub publisher: String,
+    /// The client field: a client the warning is about, or the publisher for a broadcast.
+    pub client: String,
+    /// SHA-256 of the notarized payload.
+    pub sha256: Sha256Hash,
+    /// `true` when `bundle` is the notarized payload itself (its bytes hash to `sha256`);
+    /// `false` when the payload was not a STIX bundle and was wrapped in one.
+    pub verbatim: bool,
+    /// The STIX 2.1 bundle.
+    pub bundle: serde_json::Value,
+}
+
 /// The Custos JSON-RPC API.
 #[rpc(server, client, namespace = "custos")]
 pub trait CustosApi {
@@ -569,6 +711,53 @@ pub trait CustosApi {
         after: Option<u64>,
         limit: Option<u32>,
     ) -> RpcResult<AuditLogPage>;
+
+    /// Incidents with their duties and verdicts (ARCHITECTURE §7), evaluated from committed
+    /// times under the policy version each incident follows. Needs an organisation
+    /// credential whose role may read incidents of the client; audited.
+    #[method(name = "listIncidents", with_extensions)]
+    async fn list_incidents(&self, query: IncidentQuery) -> RpcResult<IncidentPage>;
+
+    /// One incident, evaluated at `as_of_ms` (default: the latest block's time).
+    #[method(name = "getIncident", with_extensions)]
+    async fn get_incident(
+        &self,
+        client: String,
+        incident_id: String,
+        as_of_ms: Option<u64>,
+    ) -> RpcResult<custos_ledger::incident::IncidentView>;
+
+    /// Duties overdue or due within `within_ms`, earliest first. Audited.
+    #[method(name = "deadlines", with_extensions)]
+    async fn deadlines(&self, query: DeadlineQuery) -> RpcResult<DeadlineList>;
+
+    /// Notifies, as blocks commit, each duty that comes within the horizon and each
+    /// deadline that passes unmet; on subscribing, those already due or overdue
+    /// (WebSocket only). Audited; ends when the credential expires.
+    #[subscription(name = "subscribeDeadlines" => "deadline", unsubscribe = "unsubscribeDeadlines", item = DeadlineNotice, with_extensions)]
+    async fn subscribe_deadlines(&self, query: DeadlineQuery) -> SubscriptionResult;
+
+    /// The risk value of `client` over messages committed in `[from_ms, to_ms)` (`to_ms`
+    /// defaults to just after the latest block and may not be later), with the four
+    /// sub-scores and what moved them. Deterministic: every validator holding the window
+    /// answers the same. Audited (the leaves cited).
+    #[method(name = "riskScore", with_extensions)]
+    async fn risk_score(
+        &self,
+        client: String,
+        from_ms: u64,
+        to_ms: Option<u64>,
+    ) -> RpcResult<custos_ledger::risk::RiskAssessment>;
+
+    /// An early warning as a STIX 2.1 bundle. Audited.
+    #[method(name = "exportWarning", with_extensions)]
+    async fn export_warning(&self, message: MessageRef) -> RpcResult<WarningExport>;
+
+    /// Notifies every early warning committed from now on that the caller may read, as
+    /// `custos_exportWarning` returns it (WebSocket only). Audited; ends when the
+    /// credential expires.
+    #[subscription(name = "subscribeWarnings" => "warning", unsubscribe = "unsubscribeWarnings", item = WarningExport, with_extensions)]
+    async fn subscribe_warnings(&self) -> SubscriptionResult;
 }
 
 #[cfg(test)]

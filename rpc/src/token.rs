@@ -244,6 +244,7 @@ pub fn may_read(caller: &Caller, kind: &Kind, client: &OrgId) -> bool {
             kind,
             Kind::Incident(_)
                 | Kind::Insurance(_)
+                | Kind::Posture(_)
                 | Kind::Membership(_)
                 | Kind::AnchorReceipt(_)
                 | Kind::Equivocation(_)

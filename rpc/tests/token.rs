@@ -344,6 +344,10 @@ fn the_permission_table_is_the_documented_one() {
         note: text(""),
     });
     let warning = Kind::EarlyWarning;
+    let posture = Kind::Posture(custos_ledger::message::PostureDeclaration {
+        controls: custos_ledger::codec::List::empty(),
+        note: text(""),
+    });
     let cases = [
         // (caller, kind, may read)
         (caller("soc", Role::ControlCenter), &evidence, true),
@@ -355,6 +359,11 @@ fn the_permission_table_is_the_documented_one() {
         (caller("other-bank", Role::Client), &evidence, false),
         (caller("other-bank", Role::Client), &incident, false),
         (caller("other-bank", Role::Client), &warning, true),
+        (caller("insurer", Role::Insurer), &warning, false),
+        (caller("insurer", Role::Insurer), &posture, true),
+        (caller("f-isac", Role::Warning), &posture, true),
+        (caller("acme-bank", Role::Client), &posture, true),
+        (caller("other-bank", Role::Client), &posture, false),
     ];
     for (who, kind, expected) in cases {
         assert_eq!(

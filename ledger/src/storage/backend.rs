@@ -29,11 +29,13 @@ pub enum Column {
     LeafBlocks,
     /// Cosigned checkpoints, by tree size.
     Checkpoints,
+    /// (client, incident id, leaf index) to the record's committed time.
+    IncidentIndex,
 }
 
 impl Column {
     /// Every column, in a fixed order.
-    pub const ALL: [Column; 12] = [
+    pub const ALL: [Column; 13] = [
         Column::Meta,
         Column::Blocks,
         Column::Certificates,
@@ -46,6 +48,7 @@ impl Column {
         Column::KindIndex,
         Column::LeafBlocks,
         Column::Checkpoints,
+        Column::IncidentIndex,
     ];
 
     /// The column family's name on disk. Never rename one: it is the on-disk format.
@@ -63,6 +66,7 @@ impl Column {
             Column::KindIndex => "idx_kind",
             Column::LeafBlocks => "leaf_blocks",
             Column::Checkpoints => "checkpoints",
+            Column::IncidentIndex => "idx_incident",
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::limits::{MAX_BLOCK_BYTES, MAX_CONSENSUS_MESSAGE_BYTES, MAX_ENVELOPE_B
 use crate::merkle::{
     self, ConsistencyProof, InclusionProof, NodeId, NodeStore, Root, TreeError, hash_leaf,
 };
-use crate::message::{Envelope, OrgId, PayloadMismatch, UnixMillis};
+use crate::message::{Envelope, Kind, OrgId, PayloadMismatch, UnixMillis};
 
 const HEAD_KEY: &[u8] = b"head";
 
@@ -158,6 +158,52 @@ fn client_prefix(client: &OrgId) -> Vec<u8> {
     key.push(u8::try_from(bytes.len()).expect("organisation ids are at most 64 bytes"));
     key.extend_from_slice(bytes);
     key
+}
+
+/// Key prefix of one incident in the incident index: the client's prefix, then the id's
+/// length and the id, so one incident's prefix is never a prefix of another's.
+fn incident_prefix(client: &OrgId, incident_id: &str) -> Vec<u8> {
+    let mut key = client_prefix(client);
+    key.push(u8::try_from(incident_id.len()).expect("record ids are at most 128 bytes"));
+    key.extend_from_slice(incident_id.as_bytes());
+    key
+}
+
+/// One entry of the incident index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentEntry {
+    /// The client organisation.
+    pub client: OrgId,
+    /// The incident id.
+    pub incident_id: String,
+    /// The record's leaf index.
+    pub leaf_index: u64,
+    /// Its block's time.
+    pub committed_at: UnixMillis,
+}
+
+fn parse_incident_entry(key: &[u8], value: &[u8]) -> Result<IncidentEntry, StorageError> {
+    let bad = |why: &str| StorageError::Inconsistent(format!("incident index key: {why}"));
+    let client_len = usize::from(*key.first().ok_or_else(|| bad("empty"))?);
+    let client_end = 1 + client_len;
+    let id_len = usize::from(*key.get(client_end).ok_or_else(|| bad("truncated client"))?);
+    let id_end = client_end + 1 + id_len;
+    if key.len() != id_end + 8 {
+        return Err(bad("wrong length"));
+    }
+    let client = std::str::from_utf8(&key[1..client_end])
+        .ok()
+        .and_then(|c| OrgId::new(c).ok())
+        .ok_or_else(|| bad("client is not an organisation id"))?;
+    let incident_id = std::str::from_utf8(&key[client_end + 1..id_end])
+        .map_err(|_| bad("incident id is not UTF-8"))?
+        .to_owned();
+    Ok(IncidentEntry {
+        client,
+        incident_id,
+        leaf_index: read_be(&key[id_end..], "incident index key")?,
+        committed_at: UnixMillis(read_be(value, "incident index value")?),
+    })
 }
 
 /// The lowest Merkle level kept in memory. Levels at and above it hold about one node per
@@ -338,6 +384,11 @@ impl<B: Backend> Ledger<B> {
             let mut kind_key = vec![message.kind.code()];
             kind_key.extend_from_slice(&be(index));
             batch.put(Column::KindIndex, kind_key, []);
+            if let Kind::Incident(event) = &message.kind {
+                let mut key = incident_prefix(&message.client, event.incident_id.as_str());
+                key.extend_from_slice(&be(index));
+                batch.put(Column::IncidentIndex, key, be(header.time.0));
+            }
             leaf_hashes.push(leaf_hash);
         }
 
@@ -559,6 +610,48 @@ impl<B: Backend> Ledger<B> {
             .collect()
     }
 
+    /// Leaf indexes of `client`'s messages committed in `[from, to)` with their committed
+    /// times, in commit order, from leaf `after` on (exclusive), at most `limit`.
+    pub fn client_leaves_timed(
+        &self,
+        client: &OrgId,
+        from: UnixMillis,
+        to: UnixMillis,
+        after: Option<(UnixMillis, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, UnixMillis)>, StorageError> {
+        let prefix = client_prefix(client);
+        let mut start = prefix.clone();
+        match after {
+            Some((time, leaf)) => {
+                start.extend_from_slice(&be(time.0.max(from.0)));
+                start.extend_from_slice(&be(leaf.saturating_add(1)));
+            }
+            None => start.extend_from_slice(&be(from.0)),
+        }
+        let mut end = prefix;
+        end.extend_from_slice(&be(to.0));
+        self.backend
+            .scan(Column::ClientTimeIndex, &start, &end, limit)?
+            .into_iter()
+            .map(|(key, _)| {
+                let n = key.len();
+                Ok((
+                    read_be(&key[n - 8..], "client time index key")?,
+                    UnixMillis(read_be(&key[n - 16..n - 8], "client time index key")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// The committed time of leaf `index`.
+    pub fn leaf_time(&self, index: u64) -> Result<Option<UnixMillis>, StorageError> {
+        let Some(height) = self.leaf_height(index)? else {
+            return Ok(None);
+        };
+        Ok(self.header(height)?.map(|h| h.time))
+    }
+
     /// Leaf indexes of messages of kind `code` (see [`crate::message::Kind::code`]) from
     /// leaf `from` on, at most `limit`.
     pub fn kind_leaves(&self, code: u8, from: u64, limit: usize) -> Result<Vec<u64>, StorageError> {
@@ -571,6 +664,96 @@ impl<B: Backend> Ledger<B> {
             .into_iter()
             .map(|(key, _)| read_be(&key[1..], "kind index key"))
             .collect()
+    }
+
+    /// The records of incident `incident_id` of `client`, in log order, at most `limit`.
+    pub fn incident_records(
+        &self,
+        client: &OrgId,
+        incident_id: &str,
+        limit: usize,
+    ) -> Result<Vec<IncidentEntry>, StorageError> {
+        let start = incident_prefix(client, incident_id);
+        let mut end = start.clone();
+        end.extend_from_slice(&[0xff; 9]);
+        self.backend
+            .scan(Column::IncidentIndex, &start, &end, limit)?
+            .iter()
+            .map(|(key, value)| parse_incident_entry(key, value))
+            .collect()
+    }
+
+    /// Incident index entries ordered by client, incident id and leaf index: of `client`
+    /// only when given, starting after the entry `after` (exclusive) when given, at most
+    /// `limit`.
+    pub fn incident_entries(
+        &self,
+        client: Option<&OrgId>,
+        after: Option<&IncidentEntry>,
+        limit: usize,
+    ) -> Result<Vec<IncidentEntry>, StorageError> {
+        let (mut start, end) = match client {
+            Some(client) => {
+                let prefix = client_prefix(client);
+                let mut end = prefix.clone();
+                end.push(0xff);
+                (prefix, end)
+            }
+            // Client prefixes start with a length of at most 64.
+            None => (Vec::new(), vec![0xff]),
+        };
+        if let Some(after) = after {
+            let mut key = incident_prefix(&after.client, &after.incident_id);
+            key.extend_from_slice(&be(after.leaf_index));
+            key.push(0);
+            start = start.max(key);
+        }
+        self.backend
+            .scan(Column::IncidentIndex, &start, &end, limit)?
+            .iter()
+            .map(|(key, value)| parse_incident_entry(key, value))
+            .collect()
+    }
+
+    /// The last leaf of kind `code` before leaf `end` (exclusive), if any: walks the kind
+    /// index backwards one seek at a time.
+    pub fn kind_leaf_before(&self, code: u8, end: u64) -> Result<Option<u64>, StorageError> {
+        let mut start = vec![code];
+        start.extend_from_slice(&be(0));
+        let mut until = vec![code];
+        until.extend_from_slice(&be(end));
+        self.backend
+            .last_before(Column::KindIndex, &start, &until)?
+            .map(|(key, _)| read_be(&key[1..], "kind index key"))
+            .transpose()
+    }
+
+    /// Index of the first leaf committed at or after `time` (the log size when none is):
+    /// a binary search over block times, which strictly increase with height.
+    pub fn first_leaf_at(&self, time: UnixMillis) -> Result<u64, StorageError> {
+        let Some(head) = self.head()? else {
+            return Ok(0);
+        };
+        // Find the lowest height whose time is at least `time`.
+        let (mut low, mut high) = (1, head.height + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let header = self.header(middle)?.ok_or_else(|| {
+                StorageError::Inconsistent(format!("block {middle} below the head is missing"))
+            })?;
+            if header.time < time {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        if low > head.height {
+            return Ok(head.log.tree_size);
+        }
+        Ok(match low {
+            1 => 0,
+            _ => self.header(low - 1)?.map_or(0, |parent| parent.log_size),
+        })
     }
 
     /// The Merkle node hashes of the current log.

@@ -122,7 +122,6 @@ impl ChainBuilder {
         count: usize,
         time_ms: u64,
     ) -> CommittedBlock {
-        let head = ledger.head().unwrap();
         let mut chains: Vec<(u64, Sha256Hash)> = self
             .collectors
             .iter()
@@ -142,6 +141,17 @@ impl ChainBuilder {
             chains[i] = (sequence + 1, entry.envelope.leaf_hash());
             entries.push(entry);
         }
+        self.block_with(ledger, entries, time_ms)
+    }
+
+    /// The next block on `ledger` carrying `entries` as given, committed at `time_ms`.
+    pub fn block_with<B: Backend>(
+        &self,
+        ledger: &Ledger<B>,
+        entries: Vec<Entry>,
+        time_ms: u64,
+    ) -> CommittedBlock {
+        let head = ledger.head().unwrap();
         let leaf_hashes: Vec<Sha256Hash> = entries
             .iter()
             .map(|e| hash_leaf(&e.envelope.leaf_bytes()))
