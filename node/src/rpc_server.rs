@@ -247,6 +247,43 @@ impl RpcService {
         }
     }
 
+    /// A timer that fires when `caller`'s credential expires. Skew is tolerated when a
+    /// credential is checked, not for how long it serves: a subscription ends when the
+    /// node's clock passes the expiry.
+    fn expiry(caller: &Caller) -> tokio::time::Sleep {
+        let valid_ms = caller
+            .expires_at
+            .0
+            .saturating_sub(crate::runtime::now_ms().0);
+        tokio::time::sleep(std::time::Duration::from_millis(valid_ms))
+    }
+
+    /// Queues the access audit of `items` (by their leaf indexes), then sends them:
+    /// a delivery that cannot be audited is not made. `Ok(false)` when the subscriber
+    /// has gone.
+    async fn deliver_audited<T: serde::Serialize>(
+        &self,
+        sink: &jsonrpsee::SubscriptionSink,
+        caller: &Caller,
+        method: &'static str,
+        items: Vec<T>,
+        leaf_index: impl Fn(&T) -> u64,
+    ) -> Result<bool, String> {
+        if items.is_empty() {
+            return Ok(true);
+        }
+        let indexes = items.iter().map(leaf_index).collect();
+        self.audit(caller, method, indexes)
+            .map_err(|e| e.message().to_owned())?;
+        for item in items {
+            let raw = serde_json::value::to_raw_value(&item).map_err(|e| e.to_string())?;
+            if sink.send(raw).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// The organisation the call's credential proves.
     fn authenticate(&self, ext: &Extensions) -> RpcResult<Caller> {
         let unauthenticated =
@@ -496,7 +533,6 @@ impl CustosApiServer for RpcService {
         ext: &Extensions,
         filter: QueryFilter,
     ) -> SubscriptionResult {
-        use tokio::sync::broadcast::error::RecvError;
         let caller = match self.authenticate(ext) {
             Ok(caller) => caller,
             Err(refusal) => {
@@ -515,56 +551,26 @@ impl CustosApiServer for RpcService {
         }
         let mut heights = self.shared.committed.subscribe();
         let sink = pending.accept().await?;
-        // Skew is tolerated when a credential is checked, not for how long it serves: a
-        // subscription ends when the node's clock passes the expiry.
-        let valid_ms = caller
-            .expires_at
-            .0
-            .saturating_sub(crate::runtime::now_ms().0);
-        let expiry = tokio::time::sleep(std::time::Duration::from_millis(valid_ms));
+        let expiry = Self::expiry(&caller);
         tokio::pin!(expiry);
-        loop {
-            let height = tokio::select! {
-                () = sink.closed() => return Ok(()),
-                () = &mut expiry => {
-                    return Err(format!(
-                        "the credential expired at {} ms; subscribe again with a new token",
-                        caller.expires_at.0
-                    )
-                    .into());
-                }
-                height = heights.recv() => match height {
-                    Ok(height) => height,
-                    Err(RecvError::Lagged(missed)) => {
-                        return Err(format!(
-                            "subscriber fell {missed} blocks behind; resubscribe and read the \
-                             gap with custos_query"
-                        )
-                        .into());
-                    }
-                    Err(RecvError::Closed) => return Ok(()),
-                },
-            };
+        while let Some(height) =
+            Self::next_height(&sink, &mut heights, expiry.as_mut(), &caller).await?
+        {
             let found = {
                 let (caller, filter) = (caller.clone(), filter.clone());
                 self.read(move |r| r.block_matches(&caller, &filter, height))
                     .await
                     .map_err(|e| e.message().to_owned())?
             };
-            if found.is_empty() {
-                continue;
-            }
-            // Recorded before it is sent: a delivery that cannot be audited is not made.
-            let indexes = found.iter().map(|m| m.leaf_index).collect();
-            self.audit(&caller, "custos_subscribeMessages", indexes)
-                .map_err(|e| e.message().to_owned())?;
-            for info in found {
-                let raw = serde_json::value::to_raw_value(&info)?;
-                if sink.send(raw).await.is_err() {
-                    return Ok(());
-                }
+            let method = "custos_subscribeMessages";
+            if !self
+                .deliver_audited(&sink, &caller, method, found, |m| m.leaf_index)
+                .await?
+            {
+                break;
             }
         }
+        Ok(())
     }
 
     async fn query(&self, ext: &Extensions, filter: QueryFilter) -> RpcResult<QueryPage> {
@@ -678,11 +684,7 @@ impl CustosApiServer for RpcService {
         };
         let mut heights = self.shared.committed.subscribe();
         let sink = pending.accept().await?;
-        let valid_ms = caller
-            .expires_at
-            .0
-            .saturating_sub(crate::runtime::now_ms().0);
-        let expiry = tokio::time::sleep(std::time::Duration::from_millis(valid_ms));
+        let expiry = Self::expiry(&caller);
         tokio::pin!(expiry);
         // Each duty is announced once per event: (client, incident, opening leaf, duty).
         type DutyKey = (String, String, u64, custos_ledger::incident::Duty);
@@ -715,16 +717,14 @@ impl CustosApiServer for RpcService {
                     });
                 }
             }
-            if !notices.is_empty() {
-                let leaves = notices.iter().map(|n| n.deadline.opened_by_leaf).collect();
-                self.audit(&caller, "custos_subscribeDeadlines", leaves)
-                    .map_err(|e| e.message().to_owned())?;
-                for notice in notices {
-                    let raw = serde_json::value::to_raw_value(&notice)?;
-                    if sink.send(raw).await.is_err() {
-                        return Ok(());
-                    }
-                }
+            let method = "custos_subscribeDeadlines";
+            if !self
+                .deliver_audited(&sink, &caller, method, notices, |n| {
+                    n.deadline.opened_by_leaf
+                })
+                .await?
+            {
+                return Ok(());
             }
             height = match Self::next_height(&sink, &mut heights, expiry.as_mut(), &caller).await? {
                 Some(height) => height,
@@ -800,11 +800,7 @@ impl CustosApiServer for RpcService {
         };
         let mut heights = self.shared.committed.subscribe();
         let sink = pending.accept().await?;
-        let valid_ms = caller
-            .expires_at
-            .0
-            .saturating_sub(crate::runtime::now_ms().0);
-        let expiry = tokio::time::sleep(std::time::Duration::from_millis(valid_ms));
+        let expiry = Self::expiry(&caller);
         tokio::pin!(expiry);
         while let Some(height) =
             Self::next_height(&sink, &mut heights, expiry.as_mut(), &caller).await?
@@ -815,18 +811,12 @@ impl CustosApiServer for RpcService {
                     .await
                     .map_err(|e| e.message().to_owned())?
             };
-            if found.is_empty() {
-                continue;
-            }
-            // Recorded before it is sent: a delivery that cannot be audited is not made.
-            let indexes = found.iter().map(|w| w.leaf_index).collect();
-            self.audit(&caller, "custos_subscribeWarnings", indexes)
-                .map_err(|e| e.message().to_owned())?;
-            for export in found {
-                let raw = serde_json::value::to_raw_value(&export)?;
-                if sink.send(raw).await.is_err() {
-                    return Ok(());
-                }
+            let method = "custos_subscribeWarnings";
+            if !self
+                .deliver_audited(&sink, &caller, method, found, |w| w.leaf_index)
+                .await?
+            {
+                break;
             }
         }
         Ok(())
