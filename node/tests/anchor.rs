@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use custos_ledger::anchor::{ANCHOR_CALLDATA_TAG, AnchorError, verify_on_chain};
-use custos_ledger::c2sp::{Checkpoint, CosignatureVerifier, Note, QuorumPolicy};
+use custos_ledger::c2sp::{Checkpoint, CosignatureVerifier, Note, QuorumPolicy, TlogProof};
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::message::AnchorReceipt;
 use custos_rpc::{AnchorInfo, CheckpointSource, CustosApiClient};
@@ -215,6 +215,21 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
         first.tree_size
     );
 
+    // Proofs of those messages are served against a quorum checkpoint, as C2SP
+    // tlog-proofs that a 3-of-4 policy built from custos_getCosigners accepts.
+    for (index, (_, hash)) in messages[..5].iter().enumerate() {
+        let proof = net.validators[3]
+            .client()
+            .get_inclusion_proof(*hash, None)
+            .await
+            .unwrap();
+        assert_eq!(proof.leaf_index, index as u64);
+        assert_eq!(proof.checkpoint.source, CheckpointSource::Stored);
+        let tlog = TlogProof::parse(proof.tlog_proof.as_bytes()).unwrap();
+        let verified = tlog.verify(hash, &policy).unwrap();
+        assert!(verified.cosignatures().len() >= 3);
+    }
+
     // Gas per anchor, measured.
     let tx_receipt = anvil.rpc(
         "eth_getTransactionReceipt",
@@ -260,6 +275,20 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
     let outage = paused.elapsed();
     let during = client.status().await.unwrap().log_size;
     assert!(during >= size);
+    // Meanwhile cosigning went on (quorum checkpoints of the outage's periods are
+    // stored), and nothing could be anchored.
+    let cosigned = client.get_checkpoint(None).await.unwrap();
+    assert_eq!(cosigned.source, CheckpointSource::Stored);
+    assert!(
+        cosigned.tree_size > first.tree_size + 10,
+        "checkpoints stopped during the outage: latest {}",
+        cosigned.tree_size
+    );
+    let anchors = client.get_anchors(None).await.unwrap().anchors;
+    assert!(
+        anchors.iter().all(|a| a.tree_size < during),
+        "anchored while anvil was paused? {anchors:?}"
+    );
     anvil.resume();
     println!("anvil paused for {outage:?}; consensus committed up to log size {during}");
     let resumed =
