@@ -181,6 +181,19 @@ async fn submit(net: &Network, messages: &[(custos_rpc::SubmitMessage, Sha256Has
     assert_eq!(response.admitted, messages.len(), "{:?}", response.results);
 }
 
+/// Runs `custos anchor verify` for the receipt at `leaf` (the latest without it).
+fn anchor_verify(net: &Network, anvil: &Anvil, leaf: Option<u64>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    command
+        .args(["anchor", "verify", "--genesis"])
+        .arg(net.dir.path().join("genesis.json"))
+        .args(["--evm-rpc", &anvil.url, "--rpc", &net.validators[2].rpc]);
+    if let Some(leaf) = leaf {
+        command.args(["--leaf", &leaf.to_string()]);
+    }
+    command.env("RUST_BACKTRACE", "0").output().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reorgs() {
     let anvil = Anvil::start(1);
@@ -324,6 +337,10 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
         matches!(lost, Err(AnchorError::TransactionMissing { .. })),
         "{lost:?}"
     );
+    let refused = anchor_verify(&net, &anvil, Some(doomed.leaf_index));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is not on the chain"), "{stderr}");
     let again = wait_for_anchor(
         &net,
         &policy,
@@ -334,6 +351,17 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
     .await;
     assert_ne!(again.tx_hash, doomed.tx_hash);
     check_transaction(&anvil, &again);
+    // The command-line check, trusting only genesis, accepts the new anchor.
+    let verified = anchor_verify(&net, &anvil, Some(again.leaf_index));
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(out["verified"], true);
+    assert_eq!(out["tree_size"], again.tree_size);
+    assert_eq!(out["tx_hash"], again.tx_hash.as_str());
     verify_on_chain(
         &anvil.url,
         again.checkpoint.as_ref().unwrap().as_bytes(),
