@@ -434,6 +434,121 @@ mod tests {
         );
     }
 
+    fn genesis(key: &SecretKey) -> Genesis {
+        use custos_ledger::block::{Validator, ValidatorSet};
+        use custos_ledger::codec::{List, Text};
+        let validators = ValidatorSet::new(vec![Validator {
+            name: Text::new("v0").unwrap(),
+            org: Text::new("soc").unwrap(),
+            role: custos_ledger::message::Role::ControlCenter,
+            key: key.public(),
+            power: 1,
+            p2p_address: Text::new("/ip4/127.0.0.1/tcp/1").unwrap(),
+        }])
+        .unwrap();
+        Genesis {
+            network: Text::new("net").unwrap(),
+            log_origin: Text::new("custos.test/cosign").unwrap(),
+            genesis_time: UnixMillis(0),
+            cosigners: custos_ledger::genesis::cosigner_keys(&validators).unwrap(),
+            validators,
+            organisations: List::empty(),
+            collectors: List::empty(),
+            params: custos_ledger::genesis::ChainParams::default(),
+        }
+    }
+
+    /// The last cosigned checkpoint survives a restart, and a log that no longer has the
+    /// cosigned root at that size (or cannot show it) gets no cosignature.
+    #[test]
+    fn cosigning_is_persisted_and_never_inconsistent() {
+        use custos_ledger::storage::MemoryBackend;
+        let key = SecretKey::from_seed(&[3; 32]);
+        let genesis = genesis(&key);
+        let ledger = Arc::new(Ledger::open(MemoryBackend::new()).unwrap());
+        let mut cosigning = Cosigning::new(ledger.clone(), &genesis, &key).unwrap();
+        assert_eq!(cosigning.last_cosigned(), None);
+        let first = Root {
+            tree_size: 3,
+            hash: Sha256Hash([1; 32]),
+        };
+        let wire = cosigning.cosign(first, 1_700_000_000).unwrap().unwrap();
+        assert_eq!((wire.tree_size, wire.root), (3, first.hash));
+        // The one validator is a quorum of one: the cosignature is its own resend until
+        // the checkpoint is within the log.
+        assert_eq!(cosigning.to_resend(), Some(&wire));
+
+        let mut restarted = Cosigning::new(ledger.clone(), &genesis, &key).unwrap();
+        assert_eq!(restarted.last_cosigned(), Some(first));
+        // This log cannot show its root at size 3 (it is empty): no cosignature.
+        let next = Root {
+            tree_size: 4,
+            hash: Sha256Hash([2; 32]),
+        };
+        assert!(restarted.cosign(next, 1_700_000_001).is_err());
+        assert_eq!(restarted.last_cosigned(), Some(first));
+
+        // A cosigned root that differs from the log's at that size is refused by name.
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Column::Meta,
+            COSIGNED_KEY,
+            encode_root(Root {
+                tree_size: 0,
+                hash: Sha256Hash([9; 32]),
+            }),
+        );
+        ledger.backend().write(batch).unwrap();
+        let mut forked = Cosigning::new(ledger, &genesis, &key).unwrap();
+        assert!(matches!(
+            forked.cosign(next, 1_700_000_002),
+            Err(CosignError::Inconsistent { tree_size: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn gossiped_cosignatures_must_verify_as_the_senders() {
+        use custos_ledger::storage::MemoryBackend;
+        let key = SecretKey::from_seed(&[4; 32]);
+        let genesis = genesis(&key);
+        let ledger = Arc::new(Ledger::open(MemoryBackend::new()).unwrap());
+        let mut signer = Cosigning::new(ledger, &genesis, &key).unwrap();
+        let root = Root {
+            tree_size: 2,
+            hash: Sha256Hash([6; 32]),
+        };
+        let wire = signer.cosign(root, 1_700_000_000).unwrap().unwrap();
+        let mut peer = Cosigning::new(
+            Arc::new(Ledger::open(MemoryBackend::new()).unwrap()),
+            &genesis,
+            &key,
+        )
+        .unwrap();
+        let from = key.public().0;
+        peer.on_gossip(&from, &wire.to_bytes()).unwrap();
+
+        let mut moved = wire.clone();
+        moved.root = Sha256Hash([7; 32]);
+        assert!(matches!(
+            peer.on_gossip(&from, &moved.to_bytes()),
+            Err(CosignError::BadSignature { tree_size: 2, .. })
+        ));
+        let mut other = wire.clone();
+        other.network = custos_ledger::codec::Text::new("other").unwrap();
+        assert!(matches!(
+            peer.on_gossip(&from, &other.to_bytes()),
+            Err(CosignError::OtherNetwork(_))
+        ));
+        assert!(matches!(
+            peer.on_gossip(&[8; 32], &wire.to_bytes()),
+            Err(CosignError::NotValidator)
+        ));
+        assert!(matches!(
+            peer.on_gossip(&from, b"junk"),
+            Err(CosignError::Decode(_))
+        ));
+    }
+
     #[test]
     fn cosignature_wire_round_trips_and_is_bounded() {
         let wire = CosignatureWire {

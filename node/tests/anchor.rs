@@ -17,7 +17,7 @@ use custos_rpc::{AnchorInfo, CheckpointSource, CustosApiClient};
 mod common;
 
 use common::anvil::{self, Anvil};
-use common::{Network, Options, chain, network_with};
+use common::{Network, Options, Validator, chain, network_with};
 
 /// Genesis checkpoint period of the test network.
 const CHECKPOINT_INTERVAL_MS: u64 = 2_000;
@@ -31,15 +31,26 @@ const ANCHOR_INTERVAL_MS: u64 = 2_000;
 const ANCHOR_BOUND: Duration = Duration::from_secs(30);
 const DEADLINE: Duration = Duration::from_secs(90);
 
-fn start(anvil: &Anvil) -> Network {
+/// Tests of this file run one at a time: each runs four validators and anvil, and the
+/// bounds they check assume the machine is not shared with another such network.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Starts the network; v0 is the control center and anchors, and v1 takes over after
+/// `takeover_after_ms` when given.
+fn start(anvil: &Anvil, takeover_after_ms: Option<u64>) -> Network {
     let key_dir = tempfile::tempdir().unwrap().keep();
+    let section = anvil.anchor_section(&key_dir.join("anvil.key"), ANCHOR_INTERVAL_MS);
+    let mut node_extra = vec![section.clone()];
+    if let Some(ms) = takeover_after_ms {
+        node_extra.push(format!("{section}takeover_after_ms = {ms}\n"));
+    }
     let mut net = network_with(
         2,
         &[],
         &Options {
             first_role: Some("control-center"),
             checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS,
-            node_extra: vec![anvil.anchor_section(&key_dir.join("anvil.key"), ANCHOR_INTERVAL_MS)],
+            node_extra,
         },
     );
     for v in &mut net.validators {
@@ -66,7 +77,7 @@ fn policy(anvil_net: &Network, cosigners: &custos_rpc::CosignersInfo) -> QuorumP
 /// Every validator's note must pass `policy`; notes may differ in which 2f+1 (or more)
 /// validators' cosignatures they carry.
 async fn wait_for_anchor(
-    net: &Network,
+    validators: &[Validator],
     policy: &QuorumPolicy,
     tree_size: u64,
     after: Option<u64>,
@@ -75,7 +86,7 @@ async fn wait_for_anchor(
     let start = Instant::now();
     loop {
         let mut found = Vec::new();
-        for v in &net.validators {
+        for v in validators {
             let Ok(page) = v.client().get_anchors(None).await else {
                 continue;
             };
@@ -85,7 +96,7 @@ async fn wait_for_anchor(
                 found.push(a);
             }
         }
-        if found.len() == net.validators.len() {
+        if found.len() == validators.len() {
             for anchor in &found {
                 let note = anchor
                     .checkpoint
@@ -103,7 +114,7 @@ async fn wait_for_anchor(
         }
         if start.elapsed() >= bound {
             let log =
-                std::fs::read_to_string(net.validators[0].dir.join("node.log")).unwrap_or_default();
+                std::fs::read_to_string(validators[0].dir.join("node.log")).unwrap_or_default();
             let anchoring: Vec<&str> = log
                 .lines()
                 .filter(|l| l.contains("anchor") || l.contains("checkpoint"))
@@ -196,8 +207,9 @@ fn anchor_verify(net: &Network, anvil: &Anvil, leaf: Option<u64>) -> std::proces
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reorgs() {
+    let _serial = SERIAL.lock().await;
     let anvil = Anvil::start(1);
-    let net = start(&anvil);
+    let net = start(&anvil, None);
     common::wait_until_serving(&net.validators, DEADLINE).await;
     let client = net.validators[0].client();
     let cosigners = client.get_cosigners().await.unwrap();
@@ -210,7 +222,7 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
     submit(&net, &messages[..5]).await;
     common::wait_for_log_size(&net.validators, 5, DEADLINE).await;
     let committed = Instant::now();
-    let first = wait_for_anchor(&net, &policy, 5, None, ANCHOR_BOUND).await;
+    let first = wait_for_anchor(&net.validators, &policy, 5, None, ANCHOR_BOUND).await;
     println!(
         "anchored within {:?} of commit (bound {ANCHOR_BOUND:?})",
         committed.elapsed()
@@ -304,8 +316,14 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
     );
     anvil.resume();
     println!("anvil paused for {outage:?}; consensus committed up to log size {during}");
-    let resumed =
-        wait_for_anchor(&net, &policy, during, Some(first.leaf_index), ANCHOR_BOUND).await;
+    let resumed = wait_for_anchor(
+        &net.validators,
+        &policy,
+        during,
+        Some(first.leaf_index),
+        ANCHOR_BOUND,
+    )
+    .await;
     check_transaction(&anvil, &resumed);
 
     // 3. A reorganisation removes the anchoring block: the loss is noticed and the
@@ -314,7 +332,14 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
     submit(&net, &messages[20..25]).await;
     let size = client.status().await.unwrap().log_size.max(during + 5);
     common::wait_for_log_size(&net.validators, size, DEADLINE).await;
-    let doomed = wait_for_anchor(&net, &policy, size, Some(resumed.leaf_index), ANCHOR_BOUND).await;
+    let doomed = wait_for_anchor(
+        &net.validators,
+        &policy,
+        size,
+        Some(resumed.leaf_index),
+        ANCHOR_BOUND,
+    )
+    .await;
     check_transaction(&anvil, &doomed);
     assert_eq!(
         anvil.rpc("evm_revert", &format!("[{snapshot}]")),
@@ -342,7 +367,7 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("is not on the chain"), "{stderr}");
     let again = wait_for_anchor(
-        &net,
+        &net.validators,
         &policy,
         doomed.tree_size,
         Some(doomed.leaf_index),
@@ -371,4 +396,51 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
     )
     .await
     .unwrap();
+}
+
+/// How long the standby validator waits in the takeover test: long enough that it never
+/// races a working control center (which anchors within a few seconds).
+const TAKEOVER_AFTER_MS: u64 = 12_000;
+
+fn log_of(validator: &Validator) -> String {
+    std::fs::read_to_string(validator.dir.join("node.log")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_validator_takes_over_anchoring_when_the_control_center_is_down() {
+    let _serial = SERIAL.lock().await;
+    let anvil = Anvil::start(1);
+    let mut net = start(&anvil, Some(TAKEOVER_AFTER_MS));
+    common::wait_until_serving(&net.validators, DEADLINE).await;
+    let client = net.validators[1].client();
+    let policy = policy(&net, &client.get_cosigners().await.unwrap());
+    let messages = chain(&net.collectors[0], "client0", 10, 64);
+
+    submit(&net, &messages[..5]).await;
+    common::wait_for_log_size(&net.validators, 5, DEADLINE).await;
+    let first = wait_for_anchor(&net.validators, &policy, 5, None, ANCHOR_BOUND).await;
+    check_transaction(&anvil, &first);
+    assert!(log_of(&net.validators[0]).contains("anchor transaction sent"));
+    assert!(
+        !log_of(&net.validators[1]).contains("anchor transaction sent"),
+        "the standby anchored while the control center was working"
+    );
+
+    // The control center goes down; the other three keep committing and cosigning, and
+    // after TAKEOVER_AFTER_MS the standby anchors.
+    net.validators[0].kill();
+    let before = client.status().await.unwrap().log_size;
+    submit(&net, &messages[5..]).await;
+    let size = before + 5;
+    common::wait_for_log_size(&net.validators[1..], size, DEADLINE).await;
+    let taken = wait_for_anchor(
+        &net.validators[1..],
+        &policy,
+        size,
+        Some(first.leaf_index),
+        ANCHOR_BOUND + Duration::from_millis(TAKEOVER_AFTER_MS),
+    )
+    .await;
+    check_transaction(&anvil, &taken);
+    assert!(log_of(&net.validators[1]).contains("anchor transaction sent"));
 }
