@@ -54,6 +54,10 @@ pub const FEE_BUMP_PERCENT: u128 = 25;
 /// this many new leaves the checkpoint is anchored without looking.
 const RECEIPT_ONLY_SCAN_MAX: u64 = 256;
 
+/// Consecutive polls that must miss the latest anchor's transaction in its block before
+/// it counts as lost and is anchored again.
+const LOSS_CHECKS: u32 = 2;
+
 /// Receipts read from the ledger per page when catching up with the chain.
 const RECEIPT_PAGE: usize = 256;
 
@@ -190,6 +194,8 @@ pub struct AnchorService<B> {
     waiting_since: Option<Instant>,
     /// The latest anchor was found removed from the public chain.
     lost: bool,
+    /// Consecutive polls that did not find the latest anchor in its block.
+    missing_checks: u32,
 }
 
 impl<B: Backend + 'static> AnchorService<B> {
@@ -215,6 +221,7 @@ impl<B: Backend + 'static> AnchorService<B> {
             last_post: None,
             waiting_since: None,
             lost: false,
+            missing_checks: 0,
         })
     }
 
@@ -317,7 +324,15 @@ impl<B: Backend + 'static> AnchorService<B> {
             r.block_hash == Some(B256::from(latest.block_hash))
                 && r.block_number == Some(latest.block_number)
         });
-        if !still {
+        if still {
+            self.missing_checks = 0;
+            return Ok(());
+        }
+        // One answer without the transaction may be a load-balanced endpoint whose
+        // backends disagree for a moment; two in a row, a poll apart, is a loss.
+        self.missing_checks += 1;
+        if self.missing_checks >= LOSS_CHECKS {
+            self.missing_checks = 0;
             warn!(
                 tx = %hex::encode(latest.tx_hash),
                 block = latest.block_number,
@@ -401,6 +416,13 @@ impl<B: Backend + 'static> AnchorService<B> {
             .clone()
             .expect("called with a transaction in flight");
         let receipt = call(provider.get_transaction_receipt(flight.tx_hash)).await?;
+        if receipt.as_ref().is_some_and(|r| !r.status()) {
+            // A self-transfer with calldata fails only when out of gas: anchor afresh,
+            // with a new estimate.
+            warn!(tx = %flight.tx_hash, "anchor transaction failed on chain; anchoring again");
+            self.in_flight = None;
+            return Ok(());
+        }
         let Some((number, hash)) = receipt.and_then(|r| Some((r.block_number?, r.block_hash?)))
         else {
             if flight.sent_at.elapsed() >= RESUBMIT_AFTER {
