@@ -1011,6 +1011,10 @@ impl Runtime {
             Ok(stored) => {
                 for tree_size in stored {
                     info!(tree_size, "quorum checkpoint stored");
+                    let size = i64::try_from(tree_size).unwrap_or(i64::MAX);
+                    if size > self.shared.metrics.checkpoint_size.get() {
+                        self.shared.metrics.checkpoint_size.set(size);
+                    }
                 }
             }
             Err(e) => warn!(error = %e, "pending checkpoints not checked"),
@@ -1026,6 +1030,10 @@ impl Runtime {
             tree_size = receipt.tree_size,
             "committing anchor receipt"
         );
+        self.shared
+            .metrics
+            .anchored_size
+            .set(i64::try_from(receipt.tree_size).unwrap_or(i64::MAX));
         let entry = self.own_message(Kind::AnchorReceipt(receipt));
         let (results, admitted) = self.shared.admit(vec![entry]);
         if let Some(Err(e)) = results.first() {
