@@ -183,6 +183,52 @@ fn check_transaction(anvil: &Anvil, anchor: &AnchorInfo) {
     assert_eq!(checkpoint.root().hash, anchor.root);
 }
 
+/// Anvil's second development account, unlocked: anyone can publish calldata.
+const OTHER_ACCOUNT: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+
+/// Publishes anchor calldata for `checkpoint` from an account that is not the network's,
+/// as an attacker could; returns where it landed.
+fn send_forged_anchor(anvil: &Anvil, checkpoint: &Checkpoint) -> AnchorReceipt {
+    let data = custos_ledger::anchor::AnchorCalldata::for_checkpoint(checkpoint).encode();
+    let tx_hash = anvil.rpc(
+        "eth_sendTransaction",
+        &format!(
+            r#"[{{"from":"{OTHER_ACCOUNT}","to":"{OTHER_ACCOUNT}","data":"0x{}"}}]"#,
+            hex::encode(data)
+        ),
+    );
+    let tx_hash = tx_hash.as_str().unwrap().to_string();
+    let start = Instant::now();
+    let receipt = loop {
+        let receipt = anvil.rpc("eth_getTransactionReceipt", &format!(r#"["{tx_hash}"]"#));
+        if !receipt.is_null() {
+            break receipt;
+        }
+        assert!(start.elapsed() < DEADLINE, "forged anchor never mined");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let number = anvil::quantity(&receipt["blockNumber"]);
+    let block = anvil.rpc(
+        "eth_getBlockByNumber",
+        &format!(r#"["0x{number:x}", false]"#),
+    );
+    let bytes32 = |v: &serde_json::Value| -> [u8; 32] {
+        hex::decode(v.as_str().unwrap().trim_start_matches("0x"))
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    AnchorReceipt {
+        chain_id: anvil::CHAIN_ID,
+        tx_hash: bytes32(&serde_json::Value::String(tx_hash)),
+        block_number: number,
+        block_hash: bytes32(&receipt["blockHash"]),
+        block_time_s: anvil::quantity(&block["timestamp"]),
+        tree_size: checkpoint.root().tree_size,
+        root: checkpoint.root().hash,
+    }
+}
+
 async fn submit(net: &Network, messages: &[(custos_rpc::SubmitMessage, Sha256Hash)]) {
     let response = net.validators[1]
         .client()
@@ -285,6 +331,62 @@ async fn checkpoints_are_cosigned_anchored_on_anvil_and_survive_outages_and_reor
         .await,
         Err(AnchorError::Quorum(_))
     ));
+
+    // A checkpoint whose root is not the log's can only carry the cosignature of a lying
+    // validator: even anchored on chain by someone, it never verifies. And a receipt that
+    // points at that transaction does not verify the true checkpoint.
+    let forged_root = Sha256Hash([0x42; 32]);
+    let forged = Checkpoint::new(
+        common::ORIGIN,
+        custos_ledger::merkle::Root {
+            tree_size: first.tree_size,
+            hash: forged_root,
+        },
+    )
+    .unwrap();
+    let liar_key = custos_node::keys::KeyFile::load(
+        &net.dir.path().join("keys/v3.json"),
+        custos_node::keys::KeyKind::Validator,
+    )
+    .unwrap();
+    let liar = custos_ledger::c2sp::CosignatureSigner::from_seed(
+        custos_ledger::c2sp::KeyName::new("v3").unwrap(),
+        &liar_key.seed(),
+    )
+    .unwrap();
+    let forged_note = Note::new(forged.to_text(), vec![liar.cosign(&forged, 1).unwrap()])
+        .unwrap()
+        .encode();
+    let forged_anchor = send_forged_anchor(&anvil, &forged);
+    let forged_receipt = AnchorReceipt {
+        tree_size: first.tree_size,
+        root: forged_root,
+        ..forged_anchor
+    };
+    assert!(matches!(
+        verify_on_chain(
+            &anvil.url,
+            forged_note.as_bytes(),
+            &forged_receipt,
+            &policy,
+            1
+        )
+        .await,
+        Err(AnchorError::Quorum(_))
+    ));
+    let pointing_elsewhere = AnchorReceipt {
+        tree_size: first.tree_size,
+        root: first.root,
+        ..forged_anchor
+    };
+    assert!(matches!(
+        verify_on_chain(&anvil.url, note.as_bytes(), &pointing_elsewhere, &policy, 1).await,
+        Err(AnchorError::CalldataMismatch { .. })
+    ));
+    // The validators never anchored it: every receipt they hold names the log's roots.
+    for anchor in client.get_anchors(None).await.unwrap().anchors {
+        assert_ne!(anchor.root, forged_root);
+    }
 
     // 2. Anvil stops answering for a while: consensus goes on, and anchoring resumes
     // with a checkpoint that covers everything committed meanwhile.
