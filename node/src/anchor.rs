@@ -14,7 +14,7 @@
 //! The transaction is a zero-value EIP-1559 transaction from the anchoring account to
 //! itself whose calldata is [`AnchorCalldata`]. The service chooses the nonce (the
 //! account's pending count) and the fees (the endpoint's EIP-1559 estimate); a
-//! transaction not mined after [`RESUBMIT_AFTER`] is replaced with the same nonce and
+//! transaction not mined after `resubmit_after_ms` is replaced with the same nonce and
 //! fees raised by [`FEE_BUMP_PERCENT`].
 
 use std::path::PathBuf;
@@ -44,8 +44,9 @@ pub const EVM_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the service looks at the ledger and the public chain.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1_000);
 
-/// A sent transaction not mined after this long is replaced (same nonce, higher fees).
-pub const RESUBMIT_AFTER: Duration = Duration::from_secs(30);
+/// Default wait before a sent transaction that is not mined is replaced (same nonce,
+/// higher fees): a few Ethereum blocks.
+pub const RESUBMIT_AFTER_MS_DEFAULT: u64 = 30_000;
 
 /// Fee increase of a replacement: at least the 10% most nodes require, with margin.
 pub const FEE_BUMP_PERCENT: u128 = 25;
@@ -80,6 +81,14 @@ pub struct AnchorConfig {
     /// Set on a validator other than the control center to let it take over: it anchors
     /// when a newer quorum checkpoint has waited this long without a receipt.
     pub takeover_after_ms: Option<u64>,
+    /// A sent transaction not mined after this long is replaced with the same nonce and
+    /// fees raised by [`FEE_BUMP_PERCENT`].
+    #[serde(default = "default_resubmit_after_ms")]
+    pub resubmit_after_ms: u64,
+}
+
+fn default_resubmit_after_ms() -> u64 {
+    RESUBMIT_AFTER_MS_DEFAULT
 }
 
 fn default_confirmations() -> u64 {
@@ -388,14 +397,24 @@ impl<B: Backend + 'static> AnchorService<B> {
         let pending = call(provider.send_transaction(request)).await?;
         let tx_hash = *pending.tx_hash();
         let root = checkpoint.root();
-        info!(
-            tx = %tx_hash,
-            nonce,
-            tree_size = root.tree_size,
-            root = %root.hash,
-            replacement = replacing.is_some(),
-            "anchor transaction sent"
-        );
+        if replacing.is_some() {
+            info!(
+                tx = %tx_hash,
+                nonce,
+                max_fee_per_gas = max_fee,
+                tree_size = root.tree_size,
+                "anchor transaction replaced (not mined in time; same nonce, higher fees)"
+            );
+        } else {
+            info!(
+                tx = %tx_hash,
+                nonce,
+                max_fee_per_gas = max_fee,
+                tree_size = root.tree_size,
+                root = %root.hash,
+                "anchor transaction sent"
+            );
+        }
         self.last_post = Some(Instant::now());
         self.in_flight = Some(InFlight {
             checkpoint,
@@ -425,7 +444,7 @@ impl<B: Backend + 'static> AnchorService<B> {
         }
         let Some((number, hash)) = receipt.and_then(|r| Some((r.block_number?, r.block_hash?)))
         else {
-            if flight.sent_at.elapsed() >= RESUBMIT_AFTER {
+            if flight.sent_at.elapsed() >= Duration::from_millis(self.config.resubmit_after_ms) {
                 let mined = call(provider.get_transaction_count(self.signer.address())).await?;
                 if mined > flight.nonce {
                     // The nonce went to another transaction (a replacement mined, or the
@@ -758,6 +777,7 @@ mod tests {
             confirmations: 2,
             interval_ms: 10_000,
             takeover_after_ms: None,
+            resubmit_after_ms: RESUBMIT_AFTER_MS_DEFAULT,
         };
         assert_eq!(mode(&config, Role::ControlCenter), Some(Duration::ZERO));
         assert_eq!(mode(&config, Role::Warning), None);

@@ -23,6 +23,7 @@
 //! key_file = "anchor.key"              # secp256k1 private key, hex
 //! confirmations = 2                    # default 2
 //! interval_ms = 10000                  # least time between anchors; default 10000
+//! resubmit_after_ms = 30000            # replace an unmined transaction; default 30000
 //! # takeover_after_ms = 60000          # on a validator other than the control center
 //! ```
 //!

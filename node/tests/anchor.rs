@@ -38,9 +38,14 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Starts the network; v0 is the control center and anchors, and v1 takes over after
 /// `takeover_after_ms` when given.
 fn start(anvil: &Anvil, takeover_after_ms: Option<u64>) -> Network {
+    start_with(anvil, takeover_after_ms, "")
+}
+
+/// [`start`] with more lines for v0's `[anchor]` section.
+fn start_with(anvil: &Anvil, takeover_after_ms: Option<u64>, v0_anchor: &str) -> Network {
     let key_dir = tempfile::tempdir().unwrap().keep();
     let section = anvil.anchor_section(&key_dir.join("anvil.key"), ANCHOR_INTERVAL_MS);
-    let mut node_extra = vec![section.clone()];
+    let mut node_extra = vec![format!("{section}{v0_anchor}")];
     if let Some(ms) = takeover_after_ms {
         node_extra.push(format!("{section}takeover_after_ms = {ms}\n"));
     }
@@ -545,4 +550,54 @@ async fn another_validator_takes_over_anchoring_when_the_control_center_is_down(
     .await;
     check_transaction(&anvil, &taken);
     assert!(log_of(&net.validators[1]).contains("anchor transaction sent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmined_anchor_is_replaced_with_higher_fees() {
+    let _serial = SERIAL.lock().await;
+    let anvil = Anvil::start(1);
+    let net = start_with(&anvil, None, "resubmit_after_ms = 3000\n");
+    common::wait_until_serving(&net.validators, DEADLINE).await;
+    let policy = policy(
+        &net,
+        &net.validators[0].client().get_cosigners().await.unwrap(),
+    );
+
+    // The chain stops mining: the anchor waits in the pool, and is replaced.
+    anvil.rpc("evm_setIntervalMining", "[0]");
+    let messages = chain(&net.collectors[0], "client0", 3, 64);
+    submit(&net, &messages).await;
+    common::wait_for_log_size(&net.validators, 3, DEADLINE).await;
+    let start = Instant::now();
+    while !log_of(&net.validators[0]).contains("anchor transaction replaced") {
+        assert!(
+            start.elapsed() < ANCHOR_BOUND,
+            "the unmined anchor was never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // One transaction of the account waits: the replacement took the original's place.
+    let pool = anvil.rpc("txpool_content", "[]");
+    let pending = pool["pending"]
+        .as_object()
+        .and_then(|by_account| {
+            by_account
+                .iter()
+                .find(|(account, _)| account.to_lowercase() == anvil::DEV_ADDRESS)
+        })
+        .and_then(|(_, by_nonce)| by_nonce.as_object())
+        .expect("the anchor waits in the pool");
+    assert_eq!(pending.len(), 1, "{pool}");
+    let waiting = pending.values().next().unwrap();
+    let fee = anvil::quantity(&waiting["maxFeePerGas"]);
+
+    anvil.rpc("evm_setIntervalMining", "[1]");
+    let anchor = wait_for_anchor(&net.validators, &policy, 3, None, ANCHOR_BOUND).await;
+    check_transaction(&anvil, &anchor);
+    let tx = anvil.rpc(
+        "eth_getTransactionByHash",
+        &format!(r#"["{}"]"#, anchor.tx_hash),
+    );
+    assert_eq!(anvil::quantity(&tx["nonce"]), 0);
+    assert!(anvil::quantity(&tx["maxFeePerGas"]) >= fee);
 }
