@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use alloy::eips::BlockNumberOrTag;
 use alloy::network::{EthereumWallet, TransactionBuilder as _};
-use alloy::primitives::{Address, B256, Bytes};
+use alloy::primitives::{B256, Bytes};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
@@ -513,11 +513,6 @@ async fn call<T, E: std::fmt::Display>(
             EVM_CALL_TIMEOUT.as_secs()
         )),
     }
-}
-
-/// The address of a key file's account, for operators funding it.
-pub fn account_of(path: &std::path::Path) -> anyhow::Result<Address> {
-    Ok(load_signer(path)?.address())
 }
 
 /// A page of committed anchor receipts from leaf index `from`, with the stored checkpoint
