@@ -32,10 +32,12 @@ use custos_ledger::storage::{Backend, Column, Ledger, StorageError, WriteBatch};
 /// Meta-column key of the last checkpoint this validator cosigned.
 const COSIGNED_KEY: &[u8] = b"cosigned";
 
-/// Checkpoint sizes waiting for cosignatures. Each period adds one; a size stays pending
-/// until 2f+1 cosign it, so this bounds what silent or lying validators can make a node
-/// hold, while leaving many periods for slow peers.
-pub const PENDING_CHECKPOINTS_MAX: usize = 64;
+/// Cosignatures one validator may have waiting (on distinct tree sizes). Each period adds
+/// one; a size stays pending until 2f+1 cosign it. Counting per validator means a lying
+/// validator that gossips made-up sizes evicts only its own entries, never the honest
+/// ones, while many periods are left for slow peers. A node holds at most this many per
+/// genesis validator.
+pub const PENDING_PER_VALIDATOR_MAX: usize = 16;
 
 /// Largest cosignature gossip message (network id, size, root, signature).
 pub const MAX_COSIGNATURE_WIRE_BYTES: usize = 256;
@@ -281,14 +283,23 @@ impl<B: Backend> Cosigning<B> {
         if wire.tree_size < self.stored_latest {
             return; // a larger checkpoint is stored: this one adds nothing
         }
-        if !self.pending.contains_key(&wire.tree_size)
-            && self.pending.len() >= PENDING_CHECKPOINTS_MAX
-        {
-            let oldest = *self.pending.keys().next().expect("not empty");
+        let sizes: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(size, lines)| **size != wire.tree_size && lines.contains_key(&index))
+            .map(|(size, _)| *size)
+            .collect();
+        if sizes.len() >= PENDING_PER_VALIDATOR_MAX {
+            // Its oldest entry gives way (sizes are in ascending order).
+            let oldest = sizes[0];
             if oldest > wire.tree_size {
                 return;
             }
-            self.pending.remove(&oldest);
+            let lines = self.pending.get_mut(&oldest).expect("listed");
+            lines.remove(&index);
+            if lines.is_empty() {
+                self.pending.remove(&oldest);
+            }
         }
         self.pending.entry(wire.tree_size).or_default().insert(
             index,
@@ -547,6 +558,34 @@ mod tests {
             peer.on_gossip(&from, b"junk"),
             Err(CosignError::Decode(_))
         ));
+    }
+
+    /// A validator gossiping made-up sizes fills only its own share of the pending table.
+    #[test]
+    fn a_flooding_validator_evicts_only_its_own_cosignatures() {
+        use custos_ledger::storage::MemoryBackend;
+        let key = SecretKey::from_seed(&[5; 32]);
+        let genesis = genesis(&key);
+        let ledger = Arc::new(Ledger::open(MemoryBackend::new()).unwrap());
+        let mut cosigning = Cosigning::new(ledger, &genesis, &key).unwrap();
+        let wire = |size: u64| CosignatureWire {
+            network: genesis.network.clone(),
+            tree_size: size,
+            root: Sha256Hash([1; 32]),
+            signature: [0; COSIGNATURE_V1_SIGNATURE_LEN],
+        };
+        // Validator 1 (a second index; `add` does not look the index up) cosigns size 10.
+        cosigning.add(1, &wire(10));
+        for size in 1_000..1_000 + 10 * PENDING_PER_VALIDATOR_MAX as u64 {
+            cosigning.add(0, &wire(size));
+        }
+        let own: usize = cosigning
+            .pending
+            .values()
+            .filter(|lines| lines.contains_key(&0))
+            .count();
+        assert_eq!(own, PENDING_PER_VALIDATOR_MAX);
+        assert!(cosigning.pending[&10].contains_key(&1), "honest entry kept");
     }
 
     #[test]
