@@ -311,3 +311,88 @@ impl Genesis {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+
+    fn genesis(validators: usize) -> Genesis {
+        let set = ValidatorSet::new(
+            (0..validators)
+                .map(|i| Validator {
+                    name: Text::new(format!("v{i}")).unwrap(),
+                    org: Text::new(format!("org{i}")).unwrap(),
+                    role: Role::Warning,
+                    key: SecretKey::from_seed(&[u8::try_from(i).unwrap() + 1; 32]).public(),
+                    power: 1,
+                    p2p_address: Text::new("/ip4/127.0.0.1/tcp/1").unwrap(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        Genesis {
+            network: Text::new("net").unwrap(),
+            log_origin: Text::new("custos.test/genesis").unwrap(),
+            genesis_time: UnixMillis(0),
+            cosigners: cosigner_keys(&set).unwrap(),
+            validators: set,
+            organisations: List::empty(),
+            collectors: List::empty(),
+            params: ChainParams::default(),
+        }
+    }
+
+    #[test]
+    fn published_cosigner_keys_must_be_the_validators() {
+        let good = genesis(4);
+        good.validate().unwrap();
+        // Each vkey names the validator and carries its key: a C2SP verifier parses it.
+        for (vkey, validator) in good.cosigners.iter().zip(good.validators.validators()) {
+            let verifier: CosignatureVerifier = vkey.as_str().parse().unwrap();
+            assert_eq!(verifier.name().as_str(), validator.name.as_str());
+            assert_eq!(verifier.public_key().to_bytes(), validator.key.0);
+        }
+        assert_eq!(good.checkpoint_policy().unwrap().threshold(), 3);
+
+        let mut swapped = good.clone();
+        let mut keys: Vec<_> = swapped.cosigners.iter().cloned().collect();
+        keys.swap(0, 1);
+        swapped.cosigners = List::new(keys).unwrap();
+        assert!(matches!(
+            swapped.validate(),
+            Err(GenesisError::CosignerMismatch { index: 0, .. })
+        ));
+
+        let mut short = good.clone();
+        short.cosigners = List::new(good.cosigners.iter().take(3).cloned().collect()).unwrap();
+        assert_eq!(
+            short.validate(),
+            Err(GenesisError::CosignerCount {
+                published: 3,
+                validators: 4
+            })
+        );
+    }
+
+    #[test]
+    fn the_checkpoint_threshold_is_two_f_plus_one() {
+        let thresholds: Vec<usize> = (1..=10).map(checkpoint_threshold).collect();
+        assert_eq!(thresholds, [1, 2, 3, 3, 4, 5, 5, 6, 7, 7]);
+    }
+
+    #[test]
+    fn checkpoint_interval_is_off_or_at_most_a_day() {
+        let mut g = genesis(1);
+        g.params.checkpoint_interval_ms = 0;
+        g.validate().unwrap();
+        g.params.checkpoint_interval_ms = CHECKPOINT_INTERVAL_MS_MAX + 1;
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::Param {
+                name: "checkpoint_interval_ms",
+                ..
+            })
+        ));
+    }
+}
