@@ -67,9 +67,11 @@ if [ "$want_anvil" -eq 1 ]; then
     apt_install nodejs npm
   fi
   if [ ! -x "$root/.tools/node_modules/.bin/anvil" ]; then
+    # Pinned: the anchoring tests were written against this anvil (1.7.1: Prague rules,
+    # the calldata floor behind the documented gas per anchor).
     say "installing anvil (@foundry-rs/anvil) into .tools/"
     mkdir -p "$root/.tools"
-    npm install --silent --no-audit --no-fund --prefix "$root/.tools" @foundry-rs/anvil >/dev/null
+    npm install --silent --no-audit --no-fund --prefix "$root/.tools" @foundry-rs/anvil@1.7.1 >/dev/null
   fi
 fi
 say "ok"

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub committed_messages: Counter,
     /// Seconds from starting a height to committing its block.
     pub commit_latency: Histogram,
+    /// Tree size of the latest quorum checkpoint stored.
+    pub checkpoint_size: Gauge,
+    /// Tree size of the latest anchor this node's anchor service confirmed.
+    pub anchored_size: Gauge,
 }
 
 impl Default for Metrics {
@@ -41,6 +45,8 @@ impl Default for Metrics {
         let mempool_messages = Gauge::default();
         let peers = Gauge::default();
         let committed_messages = Counter::default();
+        let checkpoint_size = Gauge::default();
+        let anchored_size = Gauge::default();
         // 1 ms to ~16 s.
         let commit_latency = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         registry.register("height", "Height being decided", height.clone());
@@ -66,8 +72,20 @@ impl Default for Metrics {
             "Time from starting a height to committing its block",
             commit_latency.clone(),
         );
+        registry.register(
+            "checkpoint_size",
+            "Tree size of the latest checkpoint cosigned by 2f+1 validators",
+            checkpoint_size.clone(),
+        );
+        registry.register(
+            "anchored_size",
+            "Tree size of the latest anchor confirmed by this node's anchor service",
+            anchored_size.clone(),
+        );
         Self {
             registry,
+            checkpoint_size,
+            anchored_size,
             height,
             round,
             log_size,
