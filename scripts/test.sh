@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
+# --anvil: the anchoring tests run a real local EVM node (node/tests/anchor.rs).
+scripts/setup.sh --anvil
 
 step() { printf '\n== %s\n' "$*"; }
 

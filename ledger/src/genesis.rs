@@ -7,11 +7,15 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::block::{ValidatorSet, tagged_sha256};
+use crate::block::{Validator, ValidatorSet, tagged_sha256};
+use crate::c2sp::{CosignatureVerifier, KeyName, QuorumPolicy};
 use crate::codec::{List, Text, encode, tags};
 use crate::crypto::PublicKey;
 use crate::hash::Sha256Hash;
-use crate::limits::{GenesisMemberCount, MAX_BLOCK_BYTES, MAX_BLOCK_MESSAGES, NameLen};
+use crate::limits::{
+    GenesisMemberCount, MAX_BLOCK_BYTES, MAX_BLOCK_MESSAGES, NameLen, ValidatorCount,
+    VerifierKeyLen,
+};
 use crate::message::{NetworkId, OrgId, Role, UnixMillis};
 
 /// An organisation allowed to sign non-evidence messages with its key.
@@ -50,7 +54,14 @@ pub struct ChainParams {
     /// An idle network commits an empty block this often, so liveness is visible; zero
     /// means never.
     pub empty_block_interval_ms: u64,
+    /// Checkpoint period: validators cosign the log after the first block of each period
+    /// (block time divided by this interval), so all of them cosign the same tree size.
+    /// Zero means the network does not cosign checkpoints (and so cannot anchor them).
+    pub checkpoint_interval_ms: u64,
 }
+
+/// Longest checkpoint period: a day, so that evidence is anchored publicly at least daily.
+pub const CHECKPOINT_INTERVAL_MS_MAX: u64 = 86_400_000;
 
 impl Default for ChainParams {
     fn default() -> Self {
@@ -59,6 +70,7 @@ impl Default for ChainParams {
             max_block_bytes: 16 * 1024 * 1024,
             max_clock_drift_ms: 2_000,
             empty_block_interval_ms: 10_000,
+            checkpoint_interval_ms: 10_000,
         }
     }
 }
@@ -74,6 +86,11 @@ pub struct Genesis {
     pub genesis_time: UnixMillis,
     /// The validators.
     pub validators: ValidatorSet,
+    /// Each validator's checkpoint cosigning key as a C2SP verifier key
+    /// (`name+keyid+base64`, cosignature/v1), in validator order, so that any C2SP
+    /// verifier can be configured from genesis. A validator cosigns with its validator
+    /// key under its validator name; [`Genesis::validate`] checks each entry against that.
+    pub cosigners: List<Text<VerifierKeyLen>, ValidatorCount>,
     /// Organisations and their roles.
     pub organisations: List<Organisation, GenesisMemberCount>,
     /// Collectors enrolled from the start.
@@ -103,6 +120,39 @@ pub enum GenesisError {
         /// The duplicate.
         value: String,
     },
+    /// The published cosigner keys are not those of the validators.
+    #[error(
+        "genesis cosigner key {index} is {published:?}, but validator {validator} cosigns as \
+         {expected:?}; regenerate genesis with `custos genesis`"
+    )]
+    CosignerMismatch {
+        /// Position in the list.
+        index: usize,
+        /// The validator at that position.
+        validator: String,
+        /// What genesis says.
+        published: String,
+        /// What the validator's key and name give.
+        expected: String,
+    },
+    /// There is not one cosigner key per validator.
+    #[error(
+        "genesis lists {published} cosigner keys for {validators} validators; it needs one each"
+    )]
+    CosignerCount {
+        /// Keys listed.
+        published: usize,
+        /// Validators.
+        validators: usize,
+    },
+    /// A validator name is not usable as a C2SP key name.
+    #[error("validator name {name:?} cannot name a C2SP cosigning key: {reason}")]
+    CosignerName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A key is not a usable Ed25519 key.
     #[error("genesis key of {who}: {reason}")]
     BadKey {
@@ -113,7 +163,64 @@ pub enum GenesisError {
     },
 }
 
+/// The C2SP cosignature/v1 verifier of a validator: its validator key under its name.
+pub fn cosigner_of(validator: &Validator) -> Result<CosignatureVerifier, GenesisError> {
+    let name_error = |reason: String| GenesisError::CosignerName {
+        name: validator.name.to_string(),
+        reason,
+    };
+    let name = KeyName::new(validator.name.as_str()).map_err(|e| name_error(e.to_string()))?;
+    CosignatureVerifier::from_public_key(name, &validator.key.0)
+        .map_err(|e| name_error(e.to_string()))
+}
+
+/// The verifier keys genesis publishes for `validators`, in order.
+pub fn cosigner_keys(
+    validators: &ValidatorSet,
+) -> Result<List<Text<VerifierKeyLen>, ValidatorCount>, GenesisError> {
+    let keys = validators
+        .validators()
+        .iter()
+        .map(|v| {
+            let vkey = cosigner_of(v)?.to_string();
+            Text::new(vkey).map_err(|e| GenesisError::CosignerName {
+                name: v.name.to_string(),
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(List::new(keys).expect("one key per validator, and validators are bounded alike"))
+}
+
+/// Cosignatures a checkpoint needs: 2f+1 of n = 3f+1 validators, counted by validator
+/// (C2SP policies count cosigners, not voting power).
+pub fn checkpoint_threshold(validators: usize) -> usize {
+    validators - validators.saturating_sub(1) / 3
+}
+
 impl Genesis {
+    /// The cosigners of this network's checkpoints, in validator order.
+    pub fn cosigners(&self) -> Result<Vec<CosignatureVerifier>, GenesisError> {
+        self.validators
+            .validators()
+            .iter()
+            .map(cosigner_of)
+            .collect()
+    }
+
+    /// The policy a checkpoint of this network must pass: origin `log_origin`,
+    /// cosignatures from [`checkpoint_threshold`] of the genesis validators.
+    pub fn checkpoint_policy(&self) -> Result<QuorumPolicy, GenesisError> {
+        let cosigners = self.cosigners()?;
+        let threshold = checkpoint_threshold(cosigners.len());
+        QuorumPolicy::new(self.log_origin.as_str(), cosigners, threshold).map_err(|e| {
+            GenesisError::CosignerName {
+                name: self.log_origin.to_string(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
     /// The genesis hash: SHA-256 of the tagged canonical encoding.
     pub fn hash(&self) -> Sha256Hash {
         tagged_sha256(tags::GENESIS, &encode(self))
@@ -140,6 +247,13 @@ impl Genesis {
             MAX_BLOCK_BYTES as u64,
         )?;
         check("max_clock_drift_ms", params.max_clock_drift_ms, 60_000)?;
+        if params.checkpoint_interval_ms != 0 {
+            check(
+                "checkpoint_interval_ms",
+                params.checkpoint_interval_ms,
+                CHECKPOINT_INTERVAL_MS_MAX,
+            )?;
+        }
 
         let mut keys = std::collections::HashSet::new();
         let mut key_ids = std::collections::HashSet::new();
@@ -171,6 +285,28 @@ impl Genesis {
         }
         for c in self.collectors.iter() {
             check_key(format!("collector {}", c.name), &c.key)?;
+        }
+        self.check_cosigners()
+    }
+
+    fn check_cosigners(&self) -> Result<(), GenesisError> {
+        let validators = self.validators.validators();
+        if self.cosigners.len() != validators.len() {
+            return Err(GenesisError::CosignerCount {
+                published: self.cosigners.len(),
+                validators: validators.len(),
+            });
+        }
+        for (index, (published, validator)) in self.cosigners.iter().zip(validators).enumerate() {
+            let expected = cosigner_of(validator)?.to_string();
+            if published.as_str() != expected {
+                return Err(GenesisError::CosignerMismatch {
+                    index,
+                    validator: validator.name.to_string(),
+                    published: published.to_string(),
+                    expected,
+                });
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod anchor;
 pub mod block;
 pub mod c2sp;
 pub mod codec;

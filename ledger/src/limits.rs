@@ -82,6 +82,9 @@ limits! {
     AddressLen = 256, "address";
     /// Encoded consensus votes carried as equivocation evidence.
     EvidenceVoteLen = 1024, "evidence vote";
+    /// C2SP verifier keys (`name+keyid+base64`) in genesis: a key name of at most 255
+    /// bytes, 8 hex digits and the base64 of a 33-byte key.
+    VerifierKeyLen = 512, "C2SP verifier key";
 }
 
 /// Validators in one network. Tendermint's all-to-all voting is quadratic in this;

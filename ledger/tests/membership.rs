@@ -33,19 +33,21 @@ fn world() -> World {
         role,
         key: key.public(),
     };
+    let validators = ValidatorSet::new(vec![Validator {
+        name: Text::new("v0").unwrap(),
+        org: Text::new("soc").unwrap(),
+        role: Role::ControlCenter,
+        key: validator.public(),
+        power: 1,
+        p2p_address: Text::new("/ip4/127.0.0.1/tcp/1").unwrap(),
+    }])
+    .unwrap();
     let genesis = Genesis {
         network: Text::new("net").unwrap(),
         log_origin: Text::new("custos.test/log").unwrap(),
         genesis_time: UnixMillis(0),
-        validators: ValidatorSet::new(vec![Validator {
-            name: Text::new("v0").unwrap(),
-            org: Text::new("soc").unwrap(),
-            role: Role::ControlCenter,
-            key: validator.public(),
-            power: 1,
-            p2p_address: Text::new("/ip4/127.0.0.1/tcp/1").unwrap(),
-        }])
-        .unwrap(),
+        validators: validators.clone(),
+        cosigners: custos_ledger::genesis::cosigner_keys(&validators).unwrap(),
         organisations: List::new(vec![
             org("soc", Role::ControlCenter, &control),
             org("f-isac", Role::Warning, &warning),

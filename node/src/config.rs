@@ -22,6 +22,13 @@
 //! basic_security = 30
 //! information_security = 20
 //! external_threat = 20
+//! [anchor]                             # optional: public anchoring on an EVM chain
+//! rpc_url = "http://127.0.0.1:8545"   # any EVM JSON-RPC endpoint (HTTP or HTTPS)
+//! chain_id = 31337
+//! key_file = "anchor.key"              # secp256k1 private key, hex
+//! confirmations = 2                    # default 2
+//! interval_ms = 10000                  # least time between anchors; default 10000
+//! # takeover_after_ms = 60000          # on a validator other than the control center
 //! ```
 //!
 //! Relative paths are relative to the configuration file's folder.
@@ -101,6 +108,8 @@ pub struct NodeConfig {
     /// the same, since answers name the weights but clients compare values.
     #[serde(default)]
     pub risk: custos_ledger::risk::RiskWeights,
+    /// Public anchoring; absent means this validator never anchors.
+    pub anchor: Option<crate::anchor::AnchorConfig>,
 }
 
 impl NodeConfig {
@@ -123,6 +132,11 @@ impl NodeConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(anchor) = &mut config.anchor
+            && anchor.key_file.is_relative()
+        {
+            anchor.key_file = base.join(&anchor.key_file);
         }
         Ok(config)
     }

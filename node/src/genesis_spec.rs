@@ -163,11 +163,13 @@ pub fn build(path: &Path, genesis_time: UnixMillis) -> anyhow::Result<Genesis> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let validators = ValidatorSet::new(validators)?;
     let genesis = Genesis {
         network: text(&spec.network, "network")?,
         log_origin: text(&spec.log_origin, "log origin")?,
         genesis_time,
-        validators: ValidatorSet::new(validators)?,
+        cosigners: custos_ledger::genesis::cosigner_keys(&validators)?,
+        validators,
         organisations: List::new(organisations)?,
         collectors: List::new(collectors)?,
         params: spec.params.unwrap_or_default(),

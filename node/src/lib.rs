@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod anchor;
 pub mod audit;
 pub mod chain;
 pub mod collect;
 pub mod config;
+pub mod cosign;
 pub mod defense;
 pub mod defense_cli;
 pub mod genesis_spec;

@@ -69,6 +69,11 @@ enum Command {
         #[arg(long = "ttl-s", alias = "ttl", default_value_t = 600)]
         ttl_s: u64,
     },
+    /// Public anchors of checkpoints on an EVM chain.
+    Anchor {
+        #[command(subcommand)]
+        command: AnchorCommand,
+    },
     /// Sign and submit log lines as a collector (a demo and smoke-test tool; the
     /// collector agent is `custos collect`).
     Send(custos_node::send::SendArgs),
@@ -99,6 +104,15 @@ enum Command {
     /// Sign and submit, as an organisation, an incident record, an early warning or a
     /// posture declaration.
     Publish(custos_node::publish::PublishArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AnchorCommand {
+    /// Check an anchor receipt and its checkpoint against an EVM JSON-RPC endpoint: the
+    /// checkpoint has 2f+1 genesis cosignatures, the transaction is in the receipt's block
+    /// with calldata naming exactly the checkpoint, and the block is still on the chain.
+    /// Prints the verified facts as JSON; exits non-zero saying what failed.
+    Verify(custos_node::anchor::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +199,9 @@ async fn main() -> anyhow::Result<()> {
             );
             println!("{token}");
         }
+        Command::Anchor {
+            command: AnchorCommand::Verify(args),
+        } => println!("{}", custos_node::anchor::verify(args).await?),
         Command::Send(args) => println!("{}", custos_node::send::run(args).await?),
         Command::Collect {
             config,

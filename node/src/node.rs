@@ -118,11 +118,33 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             }
         });
     }
+    let (receipts_tx, receipts_rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(anchor) = config.anchor.clone() {
+        match crate::anchor::mode(&anchor, validator.role) {
+            Some(takeover_after) => {
+                let ledger = shared.chain.read().expect("chain lock").ledger.clone();
+                let service = crate::anchor::AnchorService::new(
+                    anchor,
+                    ledger,
+                    &genesis,
+                    takeover_after,
+                    receipts_tx,
+                )
+                .context("starting the anchor service")?;
+                tokio::spawn(service.run());
+            }
+            None => info!(
+                "anchor configured, but this validator is not the control center and has no \
+                 takeover_after_ms; it does not anchor"
+            ),
+        }
+    }
     let (runtime, wal) = Runtime::new(
         shared,
         genesis,
         &config.consensus,
         &config.data_dir.join("consensus.wal"),
+        receipts_rx,
     )?;
     let result = runtime.run(wal, events).await;
     rpc_handle.stop().ok();

@@ -239,7 +239,9 @@ impl<B: Backend> Reader<'_, B> {
         self.checkpoint_at(tree_size, self.log()?)
     }
 
-    /// The inclusion proof of `leaf_hash` against the checkpoint for `tree_size`.
+    /// The inclusion proof of `leaf_hash` against the checkpoint for `tree_size`; without
+    /// it, against the latest quorum checkpoint, or the head's checkpoint when the leaf is
+    /// newer than that.
     pub fn inclusion_proof(
         &self,
         leaf_hash: Sha256Hash,
@@ -251,7 +253,12 @@ impl<B: Backend> Reader<'_, B> {
             .leaf_index(&leaf_hash)?
             .filter(|&i| i < log.tree_size)
             .ok_or(ReadError::UnknownLeaf(leaf_hash))?;
-        let checkpoint = self.checkpoint_at(tree_size, log)?;
+        let mut checkpoint = self.checkpoint_at(tree_size, log)?;
+        if tree_size.is_none() && index >= checkpoint.tree_size {
+            // No quorum checkpoint holds this leaf yet: prove it against the head, whose
+            // checkpoint says who vouches for it (stored, or this validator alone).
+            checkpoint = self.checkpoint_at(Some(log.tree_size), log)?;
+        }
         if index >= checkpoint.tree_size {
             return Err(ReadError::LeafAfterSize {
                 leaf_hash,

@@ -19,14 +19,11 @@ use custos_ledger::hash::Sha256Hash;
 use custos_ledger::message::Envelope;
 use custos_rpc::token::{Caller, RpcToken};
 use custos_rpc::{
-    AuditLogPage, BlockInfo, CheckpointInfo, ConsistencyProofInfo, CustosApiServer,
-    InclusionProofInfo, MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, MessageInfo, MessageRef, NodeStatus,
-    ParamNames, PayloadInfo, QueryFilter, QueryPage, SubmitMessage, SubmitResponse, SubmitResult,
-    SubmitStatus, codes,
-};
-use custos_rpc::{
-    DeadlineEvent, DeadlineList, DeadlineNotice, DeadlineQuery, IncidentPage, IncidentQuery,
-    WarningExport,
+    AnchorPage, AuditLogPage, BlockInfo, CheckpointInfo, ConsistencyProofInfo, CosignersInfo,
+    CustosApiServer, DeadlineEvent, DeadlineList, DeadlineNotice, DeadlineQuery, IncidentPage,
+    IncidentQuery, InclusionProofInfo, MAX_REQUEST_BYTES, MAX_SUBMIT_BATCH, MessageInfo,
+    MessageRef, NodeStatus, ParamNames, PayloadInfo, QueryFilter, QueryPage, SubmitMessage,
+    SubmitResponse, SubmitResult, SubmitStatus, WarningExport, codes,
 };
 
 use crate::audit::AuditRead;
@@ -429,6 +426,19 @@ impl CustosApiServer for RpcService {
 
     async fn get_block(&self, height: u64) -> RpcResult<BlockInfo> {
         self.read(move |r| r.block(height)).await
+    }
+
+    async fn get_cosigners(&self) -> RpcResult<CosignersInfo> {
+        let chain = self.shared.chain.read().expect("chain lock");
+        crate::cosign::cosigners_info(&chain.genesis).map_err(|e| internal(e.to_string()))
+    }
+
+    async fn get_anchors(&self, from: Option<u64>) -> RpcResult<AnchorPage> {
+        let ledger = self.shared.chain.read().expect("chain lock").ledger.clone();
+        tokio::task::spawn_blocking(move || crate::anchor::anchors_page(&ledger, from.unwrap_or(0)))
+            .await
+            .map_err(|e| internal(format!("read failed: {e}")))?
+            .map_err(|e| internal(e.to_string()))
     }
 
     async fn get_checkpoint(&self, tree_size: Option<u64>) -> RpcResult<CheckpointInfo> {

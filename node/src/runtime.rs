@@ -241,6 +241,12 @@ pub struct Runtime {
     sync_rx: mpsc::UnboundedReceiver<SyncAnswer>,
     height_started: Instant,
     genesis: Genesis,
+    /// Checkpoint cosigning.
+    cosigning: crate::cosign::Cosigning<custos_ledger::storage::RocksBackend>,
+    /// Cosignatures to gossip.
+    outbox: Vec<Vec<u8>>,
+    /// Anchor receipts from the anchor service, to commit as this validator's messages.
+    receipts_rx: mpsc::UnboundedReceiver<custos_ledger::message::AnchorReceipt>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -264,12 +270,14 @@ fn timeouts(config: &ConsensusConfig) -> TimeoutConfig {
 }
 
 impl Runtime {
-    /// Prepares the runtime; `run` starts it.
+    /// Prepares the runtime; `run` starts it. Anchor receipts sent on `receipts` are
+    /// committed as this validator's messages.
     pub fn new(
         shared: Arc<Shared>,
         genesis: Genesis,
         consensus_config: &ConsensusConfig,
         wal_path: &Path,
+        receipts: mpsc::UnboundedReceiver<custos_ledger::message::AnchorReceipt>,
     ) -> anyhow::Result<(Self, Vec<consensus::WalEntry>)> {
         let ledger_validators = genesis.validators.clone();
         let consensus_validators = consensus::ValidatorSet::new(
@@ -289,7 +297,13 @@ impl Runtime {
         let (wal, entries) = Wal::open(wal_path)?;
         let (timeouts_tx, timeouts_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
+        let ledger = shared.chain.read().expect("chain lock").ledger.clone();
+        let cosigning = crate::cosign::Cosigning::new(ledger, &genesis, &shared.key)
+            .context("loading the checkpoint cosigning state")?;
         let runtime = Self {
+            cosigning,
+            outbox: Vec::new(),
+            receipts_rx: receipts,
             network: genesis.network.clone(),
             shared,
             me,
@@ -371,12 +385,16 @@ impl Runtime {
                     self.process(Input::TimeoutElapsed(timeout)).await?;
                 }
                 Some((peer, result)) = self.sync_rx.recv() => self.on_blocks(peer, result)?,
+                Some(receipt) = self.receipts_rx.recv() => self.record_anchor(receipt).await,
                 () = shared.mempool_changed.notified() => {}
                 _ = tick.tick() => {
                     self.flush_audit().await;
                     if last_resend.elapsed() >= RESEND_INTERVAL {
                         last_resend = Instant::now();
                         self.resend_own_messages().await;
+                        if let Some(wire) = self.cosigning.to_resend() {
+                            self.outbox.push(wire.to_bytes());
+                        }
                     }
                     if let Some((peer, due)) = self.behind
                         && Instant::now() >= due
@@ -394,6 +412,11 @@ impl Runtime {
     /// Starts the pending height if it is due, and feeds messages that arrived for it
     /// before it started.
     async fn after_event(&mut self) -> anyhow::Result<()> {
+        for bytes in std::mem::take(&mut self.outbox) {
+            if let Err(e) = self.shared.p2p.publish(Topic::Cosignatures, bytes).await {
+                debug!(error = %e, "cosignature not sent");
+            }
+        }
         self.maybe_start_pending().await?;
         while let Some((message, from)) = self.replay.pop_front() {
             self.on_consensus(message, from).await?;
@@ -501,9 +524,16 @@ impl Runtime {
                     }
                 }
             }
-            P2pEvent::Gossip { topic, from, .. } => {
-                debug!(?topic, peer = %self.name_of_key(&from), "gossip on a topic this node does not use yet");
-            }
+            P2pEvent::Gossip {
+                topic: Topic::Cosignatures,
+                from,
+                data,
+            } => match self.cosigning.on_gossip(&from, &data.into_vec()) {
+                Ok(()) => self.store_quorum_checkpoints(),
+                Err(e) => {
+                    warn!(peer = %self.name_of_key(&from), error = %e, "cosignature refused")
+                }
+            },
             P2pEvent::Request { from, data, reply } => {
                 let response = self.serve_sync(&data.into_vec());
                 if let Err(e) = reply.send(response) {
@@ -920,8 +950,12 @@ impl Runtime {
     /// Applies a block (decided here or synced) and moves the mempool on.
     fn commit(&mut self, committed: &CommittedBlock) -> anyhow::Result<()> {
         let header = &committed.block.header;
+        let mut parent_time = self.genesis.genesis_time;
         let applied = {
             let mut chain = self.shared.chain.write().expect("chain lock");
+            if let Ok(head) = chain.head() {
+                parent_time = head.time;
+            }
             let applied = chain
                 .commit(committed)
                 .with_context(|| format!("storing block {}", header.height))?;
@@ -957,7 +991,58 @@ impl Runtime {
             root = %applied.head.log.hash,
             "committed block"
         );
+        if crate::cosign::is_checkpoint_block(
+            parent_time,
+            header.time,
+            self.genesis.params.checkpoint_interval_ms,
+        ) {
+            self.cosign(applied.head.log);
+        }
+        self.store_quorum_checkpoints();
         Ok(())
+    }
+
+    /// Cosigns the log after a checkpoint block and queues the cosignature for gossip.
+    /// A failure is logged, not fatal: consensus goes on without this cosignature.
+    fn cosign(&mut self, log: custos_ledger::merkle::Root) {
+        let now_s = now_ms().0 / 1000;
+        match self.cosigning.cosign(log, now_s) {
+            Ok(Some(wire)) => {
+                debug!(tree_size = log.tree_size, "cosigned checkpoint");
+                self.outbox.push(wire.to_bytes());
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "checkpoint not cosigned"),
+        }
+    }
+
+    /// Stores pending checkpoints that have a quorum within the log.
+    fn store_quorum_checkpoints(&mut self) {
+        match self.cosigning.complete() {
+            Ok(stored) => {
+                for tree_size in stored {
+                    info!(tree_size, "quorum checkpoint stored");
+                }
+            }
+            Err(e) => warn!(error = %e, "pending checkpoints not checked"),
+        }
+    }
+
+    /// Commits an anchor receipt from the anchor service as this validator's message.
+    async fn record_anchor(&self, receipt: custos_ledger::message::AnchorReceipt) {
+        info!(
+            chain_id = receipt.chain_id,
+            tx = %hex::encode(receipt.tx_hash),
+            block = receipt.block_number,
+            tree_size = receipt.tree_size,
+            "committing anchor receipt"
+        );
+        let entry = self.own_message(Kind::AnchorReceipt(receipt));
+        let (results, admitted) = self.shared.admit(vec![entry]);
+        if let Some(Err(e)) = results.first() {
+            warn!(error = %e, "anchor receipt not admitted");
+        }
+        self.shared.forward(admitted).await;
     }
 
     /// Asks a peer that is ahead for the committed blocks after our head. The request runs

@@ -31,19 +31,21 @@ impl Committed for FakeChain {
 
 fn membership(collectors: &[&SecretKey]) -> Membership {
     let validator = SecretKey::from_seed(&[1; 32]);
+    let validators = ValidatorSet::new(vec![Validator {
+        name: Text::new("v0").unwrap(),
+        org: Text::new("soc").unwrap(),
+        role: Role::ControlCenter,
+        key: validator.public(),
+        power: 1,
+        p2p_address: Text::new("/ip4/127.0.0.1/tcp/1").unwrap(),
+    }])
+    .unwrap();
     let genesis = Genesis {
         network: Text::new("net").unwrap(),
         log_origin: Text::new("custos.test/log").unwrap(),
         genesis_time: UnixMillis(0),
-        validators: ValidatorSet::new(vec![Validator {
-            name: Text::new("v0").unwrap(),
-            org: Text::new("soc").unwrap(),
-            role: Role::ControlCenter,
-            key: validator.public(),
-            power: 1,
-            p2p_address: Text::new("/ip4/127.0.0.1/tcp/1").unwrap(),
-        }])
-        .unwrap(),
+        validators: validators.clone(),
+        cosigners: custos_ledger::genesis::cosigner_keys(&validators).unwrap(),
         organisations: List::empty(),
         collectors: List::new(
             collectors

@@ -471,6 +471,62 @@ pub struct InclusionProofInfo {
     pub tlog_proof: String,
 }
 
+/// A validator's checkpoint cosigning key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CosignerInfo {
+    /// The validator's name, the key name of its cosignature lines.
+    pub name: String,
+    /// Its C2SP verifier key (`name+keyid+base64`, cosignature/v1), as in genesis.
+    pub vkey: String,
+}
+
+/// The answer to `custos_getCosigners`: what a C2SP verifier of this network's
+/// checkpoints is configured with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CosignersInfo {
+    /// The checkpoints' origin line.
+    pub origin: String,
+    /// Cosignatures a checkpoint needs (2f+1).
+    pub threshold: usize,
+    /// The genesis validators' cosigning keys, in genesis order.
+    pub cosigners: Vec<CosignerInfo>,
+}
+
+/// Most anchors in one `custos_getAnchors` page.
+pub const MAX_ANCHOR_PAGE: usize = 256;
+
+/// An anchor receipt committed on the private chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorInfo {
+    /// Log index of the receipt message.
+    pub leaf_index: u64,
+    /// EVM chain id.
+    pub chain_id: u64,
+    /// Transaction hash, 0x-prefixed hex.
+    pub tx_hash: String,
+    /// Block number.
+    pub block_number: u64,
+    /// Block hash, 0x-prefixed hex.
+    pub block_hash: String,
+    /// Block time, seconds since the epoch.
+    pub block_time_s: u64,
+    /// Tree size of the anchored checkpoint.
+    pub tree_size: u64,
+    /// Its root.
+    pub root: Sha256Hash,
+    /// The anchored checkpoint's cosigned note, when this node stores it.
+    pub checkpoint: Option<String>,
+}
+
+/// The answer to `custos_getAnchors`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchorPage {
+    /// Receipts in log order.
+    pub anchors: Vec<AnchorInfo>,
+    /// Leaf index to ask from for the next page, when there may be more.
+    pub next: Option<u64>,
+}
+
 /// The answer to `custos_getConsistencyProof`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsistencyProofInfo {
@@ -758,6 +814,15 @@ pub trait CustosApi {
     /// credential expires.
     #[subscription(name = "subscribeWarnings" => "warning", unsubscribe = "unsubscribeWarnings", item = WarningExport, with_extensions)]
     async fn subscribe_warnings(&self) -> SubscriptionResult;
+    /// The validators' checkpoint cosigning keys as C2SP verifier keys, the origin and
+    /// the threshold: enough to configure any C2SP verifier. Public.
+    #[method(name = "getCosigners")]
+    async fn get_cosigners(&self) -> RpcResult<CosignersInfo>;
+
+    /// Anchor receipts committed on the chain, in log order from leaf index `from` (the
+    /// start without it), at most [`MAX_ANCHOR_PAGE`]. Public.
+    #[method(name = "getAnchors")]
+    async fn get_anchors(&self, from: Option<u64>) -> RpcResult<AnchorPage>;
 }
 
 #[cfg(test)]

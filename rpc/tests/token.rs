@@ -46,19 +46,21 @@ fn world() -> World {
         role,
         key: key.public(),
     };
+    let validators = ValidatorSet::new(vec![Validator {
+        name: text("v0"),
+        org: text("soc"),
+        role: Role::ControlCenter,
+        key: validator.public(),
+        power: 1,
+        p2p_address: text("/ip4/127.0.0.1/tcp/1"),
+    }])
+    .unwrap();
     let genesis = Genesis {
         network: text(NETWORK),
         log_origin: text("custos.test/log"),
         genesis_time: UnixMillis(0),
-        validators: ValidatorSet::new(vec![Validator {
-            name: text("v0"),
-            org: text("soc"),
-            role: Role::ControlCenter,
-            key: validator.public(),
-            power: 1,
-            p2p_address: text("/ip4/127.0.0.1/tcp/1"),
-        }])
-        .unwrap(),
+        cosigners: custos_ledger::genesis::cosigner_keys(&validators).unwrap(),
+        validators,
         organisations: List::new(vec![
             org("soc", Role::ControlCenter, &control),
             org("insurer", Role::Insurer, &insurer),

@@ -3,6 +3,8 @@
 //! waits bounded by a deadline.
 #![allow(dead_code)]
 
+pub mod anvil;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -100,8 +102,28 @@ pub struct Network {
 }
 
 /// Keys, genesis and configurations for four validators, `collectors` collectors and the
-/// given organisations `(id, role)`.
+/// given organisations `(id, role)`. Checkpoint cosigning is off (see [`Options`]).
 pub fn network(collectors: usize, organisations: &[(&str, &str)]) -> Network {
+    network_with(collectors, organisations, &Options::default())
+}
+
+/// What [`network_with`] changes from the defaults of [`network`].
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Role of validator v0 (the others are `warning`); `warning` when `None`.
+    pub first_role: Option<&'static str>,
+    /// Genesis `checkpoint_interval_ms`; 0 (the default) turns cosigning off.
+    pub checkpoint_interval_ms: u64,
+    /// TOML appended to validator `i`'s node.toml (e.g. an `[anchor]` section).
+    pub node_extra: Vec<String>,
+}
+
+/// [`network`] with [`Options`].
+pub fn network_with(
+    collectors: usize,
+    organisations: &[(&str, &str)],
+    options: &Options,
+) -> Network {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("keys")).unwrap();
@@ -119,15 +141,20 @@ pub fn network(collectors: usize, organisations: &[(&str, &str)]) -> Network {
             .unwrap();
         let p2p = free_port();
         let rpc = free_port();
+        let role = match (i, options.first_role) {
+            (0, Some(role)) => role,
+            _ => "warning",
+        };
         spec.push_str(&format!(
-            "[[validators]]\nname = \"{name}\"\norg = \"org{i}\"\nrole = \"warning\"\nkey = \"keys/{name}.json\"\np2p_address = \"/ip4/127.0.0.1/tcp/{p2p}\"\n"
+            "[[validators]]\nname = \"{name}\"\norg = \"org{i}\"\nrole = \"{role}\"\nkey = \"keys/{name}.json\"\np2p_address = \"/ip4/127.0.0.1/tcp/{p2p}\"\n"
         ));
         let vdir = root.join(&name);
         std::fs::create_dir_all(&vdir).unwrap();
         std::fs::write(
             vdir.join("node.toml"),
             format!(
-                "data_dir = \".\"\ngenesis = \"../genesis.json\"\nvalidator_key = \"../keys/{name}.json\"\np2p_listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\nrpc_listen = \"127.0.0.1:{rpc}\"\n\n[consensus]\npropose_timeout_ms = 1000\nvote_timeout_ms = 500\ntimeout_increase_ms = 500\n"
+                "data_dir = \".\"\ngenesis = \"../genesis.json\"\nvalidator_key = \"../keys/{name}.json\"\np2p_listen = \"/ip4/127.0.0.1/tcp/{p2p}\"\nrpc_listen = \"127.0.0.1:{rpc}\"\n\n[consensus]\npropose_timeout_ms = 1000\nvote_timeout_ms = 500\ntimeout_increase_ms = 500\n{}",
+                options.node_extra.get(i).map_or("", String::as_str)
             ),
         )
         .unwrap();
@@ -158,7 +185,10 @@ pub fn network(collectors: usize, organisations: &[(&str, &str)]) -> Network {
             "[[organisations]]\nid = \"{id}\"\nrole = \"{role}\"\nkey = \"keys/{id}.json\"\n"
         ));
     }
-    spec.push_str("[params]\nempty_block_interval_ms = 2000\n");
+    spec.push_str(&format!(
+        "[params]\nempty_block_interval_ms = 2000\ncheckpoint_interval_ms = {}\n",
+        options.checkpoint_interval_ms
+    ));
     std::fs::write(root.join("network.toml"), spec).unwrap();
     let genesis =
         custos_node::genesis_spec::build(&root.join("network.toml"), UnixMillis(1)).unwrap();
