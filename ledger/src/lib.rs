@@ -3,6 +3,7 @@
 
 pub mod anchor;
 pub mod block;
+pub mod bundle;
 pub mod c2sp;
 pub mod codec;
 pub mod crypto;
