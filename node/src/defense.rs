@@ -38,7 +38,7 @@ pub const DEFAULT_DUE_WITHIN_MS: u64 = 24 * 60 * 60 * 1000;
 /// Index entries read per storage scan.
 const SCAN_CHUNK: usize = 4_096;
 
-fn forbidden(caller: &Caller, kind: &'static str, client: &str) -> ReadError {
+pub(crate) fn forbidden(caller: &Caller, kind: &'static str, client: &str) -> ReadError {
     ReadError::Forbidden {
         org: caller.org.to_string(),
         role: serde_json::to_value(caller.role)
@@ -65,7 +65,10 @@ fn incident_kind() -> Kind {
 
 /// The client a caller's incident read is about: a client organisation may only name
 /// itself (and is limited to itself when it names none).
-fn incident_scope(caller: &Caller, client: Option<&str>) -> Result<Option<OrgId>, ReadError> {
+pub(crate) fn incident_scope(
+    caller: &Caller,
+    client: Option<&str>,
+) -> Result<Option<OrgId>, ReadError> {
     let client = client.map(|c| org_id("client", c)).transpose()?;
     match (caller.role, client) {
         (Role::Client, None) => Ok(Some(caller.org.clone())),

@@ -462,6 +462,30 @@ impl CustosApiServer for RpcService {
         Ok(info)
     }
 
+    async fn export_evidence(
+        &self,
+        ext: &Extensions,
+        request: custos_rpc::ExportRequest,
+    ) -> RpcResult<custos_ledger::bundle::Bundle> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let genesis = self
+            .shared
+            .chain
+            .read()
+            .expect("chain lock")
+            .genesis
+            .clone();
+        let now_ms = crate::runtime::now_ms().0;
+        let bundle = self
+            .read(move |r| r.export_evidence(&reader, &request, &genesis, now_ms))
+            .await?;
+        let leaves = bundle.entries.iter().map(|e| e.leaf_index).collect();
+        // Queued before the answer leaves: no audit, no bundle.
+        self.audit(&caller, "custos_exportEvidence", leaves)?;
+        Ok(bundle)
+    }
+
     async fn get_payload(&self, ext: &Extensions, message: MessageRef) -> RpcResult<PayloadInfo> {
         let caller = self.authenticate(ext)?;
         let reader = caller.clone();

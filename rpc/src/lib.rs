@@ -684,6 +684,35 @@ pub struct WarningExport {
     pub bundle: serde_json::Value,
 }
 
+/// What `custos_exportEvidence` exports: exactly one of `incident` (with `client`),
+/// `client` with a time range, or `leaf_hashes`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// The client organisation (incident and range exports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// An incident id of `client`: its records and the client's messages committed from
+    /// its first record to its closure (or the latest block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// Range start, committed time (ms since the epoch), with `client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<u64>,
+    /// Range end, committed time, exclusive (default: just after the latest block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<u64>,
+    /// Chosen messages by leaf hash, at most [`MAX_EXPORT_MESSAGES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_hashes: Option<Vec<Sha256Hash>>,
+    /// Whether to include payload bytes (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<bool>,
+}
+
+/// Most messages one export names or finds: the bundle's entry limit.
+pub const MAX_EXPORT_MESSAGES: usize = custos_ledger::bundle::BUNDLE_ENTRIES_MAX;
+
 /// The Custos JSON-RPC API.
 #[rpc(server, client, namespace = "custos")]
 pub trait CustosApi {
@@ -823,6 +852,16 @@ pub trait CustosApi {
     /// start without it), at most [`MAX_ANCHOR_PAGE`]. Public.
     #[method(name = "getAnchors")]
     async fn get_anchors(&self, from: Option<u64>) -> RpcResult<AnchorPage>;
+
+    /// An evidence bundle (`docs/evidence-bundle.md`) of the messages `request` selects
+    /// that the caller may read, with the membership changes before them, tlog-proofs
+    /// against the latest quorum checkpoint and the earliest anchor covering them.
+    /// Needs an organisation credential; audited (every exported leaf).
+    #[method(name = "exportEvidence", with_extensions)]
+    async fn export_evidence(
+        &self,
+        request: ExportRequest,
+    ) -> RpcResult<custos_ledger::bundle::Bundle>;
 }
 
 #[cfg(test)]

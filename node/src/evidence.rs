@@ -1,0 +1,377 @@
+//! Evidence bundles at the node (ARCHITECTURE §7): `custos_exportEvidence` selects the
+//! messages and hands them to [`custos_ledger::bundle::build`]; `custos export` and
+//! `custos verify` are the command-line ends.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use custos_ledger::bundle::{self, BuildError, BuildRequest, Bundle, Report, Scope, VerifyOptions};
+use custos_ledger::genesis::Genesis;
+use custos_ledger::hash::Sha256Hash;
+use custos_ledger::message::{IncidentAction, Kind, OrgId, UnixMillis};
+use custos_ledger::storage::Backend;
+use custos_rpc::token::{Caller, may_read};
+use custos_rpc::{ExportRequest, MAX_EXPORT_MESSAGES};
+
+use crate::defense::{forbidden, incident_scope};
+use crate::reads::{ReadError, Reader};
+
+impl<B: Backend> Reader<'_, B> {
+    /// The bundle `request` selects, limited to what `caller` may read: by incident (its
+    /// records and the client's messages from its first record to its closure or the
+    /// latest block), by client and committed-time range, or by leaf hashes (each must be
+    /// readable).
+    pub fn export_evidence(
+        &self,
+        caller: &Caller,
+        request: &ExportRequest,
+        genesis: &Genesis,
+        now_ms: u64,
+    ) -> Result<Bundle, ReadError> {
+        let (scope, leaves) = self.select(caller, request)?;
+        if leaves.is_empty() {
+            return Err(ReadError::NoSuchMessage(
+                "a message the caller may read in the selection".into(),
+            ));
+        }
+        let build_request = BuildRequest {
+            scope,
+            leaf_indexes: leaves,
+            include_payloads: request.payloads.unwrap_or(true),
+            created_at_ms: now_ms,
+        };
+        bundle::build(self.ledger, genesis, &build_request).map_err(|e| match e {
+            BuildError::Storage(e) => ReadError::Storage(e),
+            e @ (BuildError::NoCheckpoint | BuildError::NotCheckpointed { .. }) => {
+                ReadError::Unprovable(e.to_string())
+            }
+            e => ReadError::Build {
+                what: "evidence bundle",
+                reason: e.to_string(),
+            },
+        })
+    }
+
+    fn select(
+        &self,
+        caller: &Caller,
+        request: &ExportRequest,
+    ) -> Result<(Scope, Vec<u64>), ReadError> {
+        let head_ms = self.head_time()?.0;
+        match request {
+            ExportRequest {
+                client: Some(client),
+                incident_id: Some(incident_id),
+                from_ms: None,
+                to_ms: None,
+                leaf_hashes: None,
+                ..
+            } => {
+                let client = incident_scope(caller, Some(client))?.expect("a named client");
+                let records =
+                    self.ledger
+                        .incident_records(&client, incident_id, MAX_EXPORT_MESSAGES + 1)?;
+                let first = records.first().ok_or_else(|| {
+                    ReadError::NoSuchMessage(format!(
+                        "incident record of client {client} with incident id {incident_id:?}"
+                    ))
+                })?;
+                let mut to_ms = head_ms;
+                for record in &records {
+                    let closed = self.ledger.envelope(record.leaf_index)?.is_some_and(|e| {
+                        matches!(&e.body.kind, Kind::Incident(ev) if ev.action == IncidentAction::Closed)
+                    });
+                    if closed {
+                        to_ms = record.committed_at.0;
+                        break;
+                    }
+                }
+                let from_ms = first.committed_at.0;
+                let mut leaves = self.readable_range(caller, &client, from_ms, to_ms)?;
+                leaves.extend(records.iter().map(|r| r.leaf_index));
+                leaves.sort_unstable();
+                leaves.dedup();
+                let scope = Scope::Incident {
+                    client,
+                    incident_id: incident_id.clone(),
+                    from_ms,
+                    to_ms,
+                };
+                Ok((scope, leaves))
+            }
+            ExportRequest {
+                client: Some(client),
+                incident_id: None,
+                from_ms: Some(from_ms),
+                to_ms,
+                leaf_hashes: None,
+                ..
+            } => {
+                let client = OrgId::new(client.as_str())
+                    .map_err(|e| ReadError::BadFilter(format!("client: {e}")))?;
+                let to_ms = to_ms.unwrap_or(head_ms).min(head_ms);
+                let leaves = self.readable_range(caller, &client, *from_ms, to_ms)?;
+                let scope = Scope::ClientRange {
+                    client,
+                    from_ms: *from_ms,
+                    to_ms,
+                };
+                Ok((scope, leaves))
+            }
+            ExportRequest {
+                client: None,
+                incident_id: None,
+                from_ms: None,
+                to_ms: None,
+                leaf_hashes: Some(hashes),
+                ..
+            } => {
+                if hashes.is_empty() || hashes.len() > MAX_EXPORT_MESSAGES {
+                    return Err(ReadError::BadFilter(format!(
+                        "leaf_hashes has {} hashes; name 1 to {MAX_EXPORT_MESSAGES}",
+                        hashes.len()
+                    )));
+                }
+                let mut leaves = Vec::with_capacity(hashes.len());
+                for hash in hashes {
+                    let index = self
+                        .ledger
+                        .leaf_index(hash)?
+                        .ok_or(ReadError::UnknownLeaf(*hash))?;
+                    let envelope = self
+                        .ledger
+                        .envelope(index)?
+                        .ok_or(ReadError::UnknownLeaf(*hash))?;
+                    let message = &envelope.body;
+                    if !may_read(caller, &message.kind, &message.client) {
+                        return Err(forbidden(
+                            caller,
+                            message.kind.name(),
+                            message.client.as_str(),
+                        ));
+                    }
+                    leaves.push(index);
+                }
+                leaves.sort_unstable();
+                leaves.dedup();
+                let scope = Scope::Messages {
+                    leaf_hashes: hashes.clone(),
+                };
+                Ok((scope, leaves))
+            }
+            _ => Err(ReadError::BadFilter(
+                "export by exactly one of: client with incident_id; client with from_ms (and \
+                 optional to_ms); leaf_hashes"
+                    .into(),
+            )),
+        }
+    }
+
+    /// `client`'s messages committed in `[from_ms, to_ms]` that `caller` may read; a
+    /// collector's stream is all readable or not at all (permissions go by kind and
+    /// client), so the export never cuts one.
+    fn readable_range(
+        &self,
+        caller: &Caller,
+        client: &OrgId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<u64>, ReadError> {
+        let found = self.ledger.client_leaves(
+            client,
+            UnixMillis(from_ms),
+            UnixMillis(to_ms.saturating_add(1)),
+            None,
+            MAX_EXPORT_MESSAGES + 1,
+        )?;
+        if found.len() > MAX_EXPORT_MESSAGES {
+            return Err(ReadError::BadFilter(format!(
+                "more than {MAX_EXPORT_MESSAGES} messages in the window; narrow the time range"
+            )));
+        }
+        let mut leaves = Vec::with_capacity(found.len());
+        for index in found {
+            if let Some(envelope) = self.ledger.envelope(index)? {
+                if may_read(caller, &envelope.body.kind, &envelope.body.client) {
+                    leaves.push(index);
+                }
+            }
+        }
+        Ok(leaves)
+    }
+}
+
+fn parse_hash(text: &str) -> Result<Sha256Hash, String> {
+    Sha256Hash::from_hex(text).map_err(|e| format!("{e}; expected 64 hex digits"))
+}
+
+/// `custos export`: writes an evidence bundle.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    auth: crate::defense_cli::Auth,
+    /// The client organisation (with --incident, or with --from-ms).
+    #[arg(long)]
+    client: Option<String>,
+    /// Export an incident of --client.
+    #[arg(long, requires = "client", conflicts_with_all = ["from_ms", "leaf_hash"])]
+    incident: Option<String>,
+    /// Range start, committed time in ms since the epoch (with --client).
+    #[arg(long, requires = "client")]
+    from_ms: Option<u64>,
+    /// Range end (default: the latest block).
+    #[arg(long, requires = "from_ms")]
+    to_ms: Option<u64>,
+    /// Export this message (repeatable).
+    #[arg(long = "leaf-hash", conflicts_with = "client", value_parser = parse_hash)]
+    leaf_hash: Vec<Sha256Hash>,
+    /// Leave payload bytes out (envelopes commit to them by digest).
+    #[arg(long)]
+    no_payloads: bool,
+    /// Where to write the bundle.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `custos export`; returns a summary for the command's output.
+pub async fn export(args: ExportArgs) -> anyhow::Result<serde_json::Value> {
+    use custos_rpc::CustosApiClient as _;
+    let client = args.auth.client()?;
+    let request = ExportRequest {
+        client: args.client,
+        incident_id: args.incident,
+        from_ms: args.from_ms,
+        to_ms: args.to_ms,
+        leaf_hashes: (!args.leaf_hash.is_empty()).then_some(args.leaf_hash),
+        payloads: Some(!args.no_payloads),
+    };
+    let bundle = client
+        .export_evidence(request)
+        .await
+        .with_context(|| format!("asking {} for an evidence bundle", args.auth.rpc))?;
+    std::fs::write(&args.out, bundle.to_json() + "\n")
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    Ok(serde_json::json!({
+        "file": args.out,
+        "entries": bundle.entries.len(),
+        "checkpoints": bundle.checkpoints.len(),
+        "anchors": bundle.anchors.len(),
+        "genesis_hash": bundle.genesis_hash,
+    }))
+}
+
+/// `custos verify`: checks an evidence bundle.
+#[derive(Debug, clap::Args)]
+pub struct VerifyBundleArgs {
+    /// The bundle file.
+    bundle: PathBuf,
+    /// Also check every anchor on this EVM JSON-RPC endpoint.
+    #[arg(long = "evm-rpc")]
+    evm_rpc: Option<String>,
+    /// The network's genesis file: its hash is the trust root.
+    #[arg(long, conflicts_with = "genesis_hash")]
+    genesis: Option<PathBuf>,
+    /// The trusted genesis hash (hex), instead of --genesis.
+    #[arg(long, value_parser = parse_hash)]
+    genesis_hash: Option<Sha256Hash>,
+    /// Every entry must be anchored in a public block at or before this time (ms since
+    /// the epoch), e.g. a claim's time.
+    #[arg(long)]
+    anchored_by_ms: Option<u64>,
+    /// Every entry must be anchored.
+    #[arg(long)]
+    require_anchor: bool,
+    /// Blocks (the anchor's included) each anchor must have (with --evm-rpc).
+    #[arg(long, default_value_t = 1)]
+    confirmations: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `custos verify`: the report to print, and whether every check passed.
+pub async fn verify(args: VerifyBundleArgs) -> anyhow::Result<(String, bool)> {
+    let bytes = std::fs::read(&args.bundle)
+        .with_context(|| format!("reading {}", args.bundle.display()))?;
+    let bundle = Bundle::from_json(&bytes)
+        .with_context(|| format!("{} is not an evidence bundle", args.bundle.display()))?;
+    let trusted_genesis = match (&args.genesis, args.genesis_hash) {
+        (Some(path), _) => Some(crate::node::load_genesis(path)?.hash()),
+        (None, hash) => hash,
+    };
+    let chain = match &args.evm_rpc {
+        Some(url) => {
+            let mut facts = Vec::with_capacity(bundle.anchors.len());
+            for anchor in &bundle.anchors {
+                facts.push(bundle::fetch_anchor_facts(url, &anchor.receipt()).await);
+            }
+            Some(facts)
+        }
+        None => None,
+    };
+    let options = VerifyOptions {
+        trusted_genesis,
+        anchored_by_s: args.anchored_by_ms.map(|ms| ms / 1000),
+        require_anchor: args.require_anchor,
+        chain,
+        min_confirmations: args.confirmations,
+    };
+    let report = bundle::verify(&bundle, &options);
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)?
+    } else {
+        readable(&args.bundle, &report)
+    };
+    Ok((text, report.passed()))
+}
+
+/// The report as text for a person.
+pub fn readable(path: &std::path::Path, report: &Report) -> String {
+    let mut out = String::new();
+    let verdict = if report.passed() { "PASSED" } else { "FAILED" };
+    let _ = writeln!(out, "evidence bundle {}: {verdict}", path.display());
+    let _ = writeln!(
+        out,
+        "genesis {} ({})",
+        report.genesis_hash,
+        if report.genesis_trusted {
+            "matches the trusted genesis"
+        } else {
+            "NOT compared with a trusted genesis: give --genesis or --genesis-hash"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "anchors: {} verified{}",
+        report.anchors_verified.len(),
+        if report.checked_on_chain {
+            " on the public chain"
+        } else {
+            " offline only (give --evm-rpc to check the public chain)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{} checks passed, {} failed; {} entries verified",
+        report.checks_passed,
+        report.failures.len(),
+        report.entries.len()
+    );
+    for failure in &report.failures {
+        let _ = writeln!(out, "FAIL {failure}");
+    }
+    for entry in &report.entries {
+        let anchored = entry
+            .anchored_before_s
+            .map_or("not anchored".to_string(), |s| {
+                format!("existed before {s} s (anchor block time)")
+            });
+        let _ = writeln!(
+            out,
+            "ok   leaf {} {} by {} seq {} client {}: {anchored}",
+            entry.leaf_index, entry.kind, entry.author, entry.sequence, entry.client
+        );
+    }
+    out
+}
