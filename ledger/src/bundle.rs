@@ -1371,7 +1371,7 @@ pub enum BuildError {
 
 /// Builds a bundle of the requested leaves, with every membership change before the
 /// last of them (so the verifier knows each author's key and revocations)
-/// and the earliest anchor that covers them all, its receipt as an entry and a
+/// and the earliest anchor that covers them all (else the one covering most), its receipt as an entry and a
 /// consistency proof from its checkpoint to the proofs' checkpoint.
 pub fn build<S: LogSource>(
     source: &S,
@@ -1400,22 +1400,31 @@ pub fn build<S: LogSource>(
     let mut anchors = Vec::new();
     let mut checkpoints = vec![note_text];
     let mut consistency = Vec::new();
-    let mut best: Option<(u64, AnchorReceipt)> = None;
+    // The earliest anchor covering every requested leaf; when none does (a leaf newer
+    // than the last anchor, such as a claim being judged), the one covering the most.
+    let mut covering: Option<(u64, AnchorReceipt)> = None;
+    let mut latest: Option<(u64, AnchorReceipt)> = None;
     for index in source.kind_leaves(Kind::ANCHOR_RECEIPT_CODE, size, BUNDLE_ENTRIES_MAX)? {
         let envelope = source
             .envelope(index)?
             .ok_or(BuildError::MissingLeaf(index))?;
-        if let Kind::AnchorReceipt(receipt) = envelope.body.kind {
-            let covers = receipt.tree_size >= needed && receipt.tree_size <= size;
-            if covers
-                && best
-                    .as_ref()
-                    .is_none_or(|(_, b)| receipt.tree_size < b.tree_size)
-            {
-                best = Some((index, receipt));
-            }
+        let Kind::AnchorReceipt(receipt) = envelope.body.kind else {
+            continue;
+        };
+        if receipt.tree_size > size {
+            continue;
+        }
+        let tree_size =
+            |found: &Option<(u64, AnchorReceipt)>| found.as_ref().map(|(_, r)| r.tree_size);
+        if receipt.tree_size >= needed && tree_size(&covering).is_none_or(|s| receipt.tree_size < s)
+        {
+            covering = Some((index, receipt.clone()));
+        }
+        if tree_size(&latest).is_none_or(|s| receipt.tree_size > s) {
+            latest = Some((index, receipt));
         }
     }
+    let best = covering.or(latest);
     if let Some((index, receipt)) = best {
         if receipt.tree_size != size {
             if let Some(anchored) = source.checkpoint(receipt.tree_size)? {

@@ -40,6 +40,8 @@ struct Fixture {
 struct Signers {
     chain: ChainBuilder,
     control: SecretKey,
+    client: SecretKey,
+    insurer: SecretKey,
     collectors: [SecretKey; 2],
     genesis: Genesis,
     sequences: std::collections::HashMap<KeyId, (u64, Sha256Hash)>,
@@ -50,6 +52,7 @@ impl Signers {
         let chain = ChainBuilder::new(0, 0);
         let control = SecretKey::from_seed(&[50; 32]);
         let client = SecretKey::from_seed(&[51; 32]);
+        let insurer = SecretKey::from_seed(&[52; 32]);
         let genesis = Genesis {
             network: chain.network.clone(),
             log_origin: Text::new("custos.test/log").unwrap(),
@@ -67,6 +70,11 @@ impl Signers {
                     role: Role::Client,
                     key: client.public(),
                 },
+                Organisation {
+                    id: Text::new("insurer").unwrap(),
+                    role: Role::Insurer,
+                    key: insurer.public(),
+                },
             ])
             .unwrap(),
             collectors: List::empty(),
@@ -76,6 +84,8 @@ impl Signers {
         Self {
             chain,
             control,
+            client,
+            insurer,
             collectors: [
                 SecretKey::from_seed(&[60; 32]),
                 SecretKey::from_seed(&[61; 32]),
@@ -840,4 +850,194 @@ fn a_message_from_a_revoked_collector_is_refused() {
         report.failures[0].failure,
         Failure::Membership(MembershipError::Revoked(_))
     ));
+}
+
+mod claims {
+    use super::*;
+    use custos_ledger::claim::{markdown, verify_claim};
+    use custos_ledger::incident::PolicyTable;
+    use custos_ledger::message::{
+        IncidentAction, IncidentEvent, IncidentLevel, InsuranceEvent, Money,
+    };
+
+    fn incident(s: &mut Signers, action: IncidentAction, time_ms: u64) -> Entry {
+        let key = s.client.clone_key();
+        let kind = Kind::Incident(IncidentEvent {
+            incident_id: Text::new("INC-1").unwrap(),
+            action,
+            note: Text::new("").unwrap(),
+        });
+        s.entry(&key, kind, time_ms)
+    }
+
+    /// An insured client's incident: policy, evidence with a heartbeat, detection (and,
+    /// with `report`, the report and containment), an anchor at 5 s, then the claim at
+    /// `claim_ms`. Returns the bundle of everything and the claim's leaf.
+    fn claim_bundle(report: bool, claim_ms: u64) -> (Bundle, u64) {
+        let mut s = Signers::new();
+        let ledger = Ledger::open(MemoryBackend::new()).unwrap();
+        let insurer = s.insurer.clone_key();
+        let policy = s.entry(
+            &insurer,
+            Kind::Insurance(InsuranceEvent::Policy {
+                policy_id: Text::new("POL-9").unwrap(),
+                client: Text::new(CLIENT).unwrap(),
+                starts_at: UnixMillis(500),
+                ends_at: UnixMillis(100_000_000),
+            }),
+            900,
+        );
+        let first = vec![s.enrol(0), policy];
+        s.commit(&ledger, first, 1_000);
+        let collector = s.collectors[0].clone_key();
+        let mut second = vec![
+            s.evidence(0, 2_000),
+            s.evidence(0, 2_000),
+            s.entry(
+                &collector,
+                Kind::Heartbeat {
+                    interval_ms: 30_000,
+                },
+                2_000,
+            ),
+            incident(
+                &mut s,
+                IncidentAction::Detected {
+                    level: IncidentLevel::new(1).unwrap(),
+                    aware_at: UnixMillis(2_000),
+                },
+                2_000,
+            ),
+        ];
+        if report {
+            second.push(incident(&mut s, IncidentAction::Reported, 2_000));
+            second.push(incident(&mut s, IncidentAction::Contained, 2_000));
+        }
+        s.commit(&ledger, second, 2_000);
+        let (size, note) = s.checkpoint(&ledger);
+        let root = Checkpoint::from_note(&Note::parse(note.as_bytes()).unwrap())
+            .unwrap()
+            .root();
+        let validator = s.chain.validators[0].clone_key();
+        let receipt = s.entry(
+            &validator,
+            Kind::AnchorReceipt(AnchorReceipt {
+                chain_id: 31_337,
+                tx_hash: [1; 32],
+                block_number: 9,
+                block_hash: [2; 32],
+                block_time_s: 5,
+                tree_size: size,
+                root: root.hash,
+            }),
+            5_500,
+        );
+        s.commit(&ledger, vec![receipt], 5_500);
+        let client = s.client.clone_key();
+        let claim = s.entry(
+            &client,
+            Kind::Insurance(InsuranceEvent::ClaimFiled {
+                claim_id: Text::new("CLM-1").unwrap(),
+                policy_id: Text::new("POL-9").unwrap(),
+                incident_id: Text::new("INC-1").unwrap(),
+                claimed_loss: Money {
+                    minor_units: 1_250_000,
+                    currency: Text::new("TWD").unwrap(),
+                },
+            }),
+            claim_ms,
+        );
+        s.commit(&ledger, vec![claim], claim_ms);
+        let claim_leaf = ledger.log().unwrap().tree_size - 1;
+        s.checkpoint(&ledger);
+        let bundle = bundle::build(
+            &ledger,
+            &s.genesis,
+            &BuildRequest {
+                scope: Scope::Incident {
+                    client: Text::new(CLIENT).unwrap(),
+                    incident_id: "INC-1".into(),
+                    from_ms: 0,
+                    to_ms: claim_ms,
+                },
+                leaf_indexes: (0..=claim_leaf).collect(),
+                include_payloads: false,
+                created_at_ms: claim_ms,
+            },
+        )
+        .unwrap();
+        (bundle, claim_leaf)
+    }
+
+    fn passed(verdict: &custos_ledger::claim::ClaimVerdict) -> Vec<(&'static str, bool)> {
+        verdict.checks.iter().map(|c| (c.check, c.passed)).collect()
+    }
+
+    #[test]
+    fn a_timely_reported_claim_holds() {
+        let (bundle, claim_leaf) = claim_bundle(true, 6_000);
+        let verdict = verify_claim(
+            &bundle,
+            claim_leaf,
+            &VerifyOptions::default(),
+            &PolicyTable::standard(),
+        )
+        .unwrap();
+        assert!(verdict.holds, "{:#?}", verdict.checks);
+        assert_eq!(verdict.claim_id, "CLM-1");
+        assert_eq!(verdict.collectors.len(), 1);
+        assert_eq!(verdict.collectors[0].heartbeats, 1);
+        // Policy, detection, report, containment, claim.
+        assert_eq!(verdict.timeline.len(), 5);
+        let report = markdown(&verdict);
+        assert!(report.starts_with("# Claim CLM-1 — HOLDS"), "{report}");
+        assert!(report.contains("| deadlines-met | pass |"), "{report}");
+    }
+
+    #[test]
+    fn an_unreported_incident_an_anchor_after_the_claim_and_a_wrong_leaf_are_refused() {
+        // Claimed two hours after detection without a report: the one-hour report duty of
+        // a level 1 incident is overdue at the claim's time.
+        let (bundle, claim_leaf) = claim_bundle(false, 2_000 + 2 * 3_600_000);
+        let verdict = verify_claim(
+            &bundle,
+            claim_leaf,
+            &VerifyOptions::default(),
+            &PolicyTable::standard(),
+        )
+        .unwrap();
+        assert!(!verdict.holds);
+        assert!(
+            passed(&verdict).contains(&("deadlines-met", false)),
+            "{:#?}",
+            verdict.checks
+        );
+        assert!(passed(&verdict).contains(&("evidence-before-claim", true)));
+
+        // A claim at 4 s, before the anchor block's time (5 s): the evidence is not proven
+        // to predate it.
+        let (bundle, claim_leaf) = claim_bundle(true, 4_000);
+        let verdict = verify_claim(
+            &bundle,
+            claim_leaf,
+            &VerifyOptions::default(),
+            &PolicyTable::standard(),
+        )
+        .unwrap();
+        assert!(
+            passed(&verdict).contains(&("evidence-before-claim", false)),
+            "{:#?}",
+            verdict.checks
+        );
+
+        assert!(matches!(
+            verify_claim(
+                &bundle,
+                0,
+                &VerifyOptions::default(),
+                &PolicyTable::standard()
+            ),
+            Err(custos_ledger::claim::ClaimError::NotAClaim { leaf_index: 0, .. })
+        ));
+    }
 }
