@@ -44,10 +44,10 @@ pub const BUNDLE_BYTES_MAX: usize = 1 << 30;
 /// and anchor receipts; beyond this an export is split by time range.
 pub const BUNDLE_ENTRIES_MAX: usize = 100_000;
 
-/// Most checkpoints, consistency proofs or anchors in one bundle: a bundle needs one
-/// checkpoint for the proofs and one per anchor; 64 leaves room for redundant anchors
-/// on several chains.
-pub const BUNDLE_CHECKPOINTS_MAX: usize = 64;
+/// Most checkpoints, consistency proofs or anchors in one bundle: one checkpoint for the
+/// proofs and one per anchor, each entry dated by the earliest anchor covering it; 1,024
+/// is six weeks of hourly anchors, longer than an incident window.
+pub const BUNDLE_CHECKPOINTS_MAX: usize = 1024;
 
 /// Most membership changes an export includes: membership changes are rare
 /// (enrolments, revocations, rotations), so a log with more is refused rather than
@@ -1351,6 +1351,14 @@ pub enum BuildError {
     /// A leaf does not exist.
     #[error("leaf {0} is not in the log")]
     MissingLeaf(u64),
+    /// The leaves need more anchors than a bundle carries.
+    #[error("export needs {count} anchors; at most {max} fit a bundle (narrow the time range)")]
+    TooManyAnchors {
+        /// Anchors needed.
+        count: usize,
+        /// Limit.
+        max: usize,
+    },
     /// Too many leaves.
     #[error("export has {count} entries; at most {max} fit a bundle (narrow the time range)")]
     TooManyEntries {
@@ -1370,9 +1378,10 @@ pub enum BuildError {
 }
 
 /// Builds a bundle of the requested leaves, with every membership change before the
-/// last of them (so the verifier knows each author's key and revocations)
-/// and the earliest anchor that covers them all (else the one covering most), its receipt as an entry and a
-/// consistency proof from its checkpoint to the proofs' checkpoint.
+/// last of them (so the verifier knows each author's key and revocations), and for each
+/// leaf the earliest anchor covering it: its checkpoint, its receipt as an entry and a
+/// consistency proof from its checkpoint to the proofs' checkpoint (the latest quorum
+/// checkpoint).
 pub fn build<S: LogSource>(
     source: &S,
     genesis: &Genesis,
@@ -1397,38 +1406,42 @@ pub fn build<S: LogSource>(
     // ones are not needed and might not be anchored yet.
     let needed = request.leaf_indexes.iter().max().map_or(0, |i| i + 1);
     leaves.extend(source.kind_leaves(Kind::MEMBERSHIP_CODE, needed, BUNDLE_MEMBERSHIP_MAX)?);
-    let mut anchors = Vec::new();
-    let mut checkpoints = vec![note_text];
-    let mut consistency = Vec::new();
-    // The earliest anchor covering every requested leaf; when none does (a leaf newer
-    // than the last anchor, such as a claim being judged), the one covering the most.
-    let mut covering: Option<(u64, AnchorReceipt)> = None;
-    let mut latest: Option<(u64, AnchorReceipt)> = None;
+    // Every leaf gets the earliest anchor covering it, so each entry's existence time is
+    // as early as the log can prove (an incident's evidence is not dated by the later
+    // anchor that also covers the claim about it).
+    let mut receipts: Vec<(u64, AnchorReceipt)> = Vec::new();
     for index in source.kind_leaves(Kind::ANCHOR_RECEIPT_CODE, size, BUNDLE_ENTRIES_MAX)? {
         let envelope = source
             .envelope(index)?
             .ok_or(BuildError::MissingLeaf(index))?;
-        let Kind::AnchorReceipt(receipt) = envelope.body.kind else {
-            continue;
-        };
-        if receipt.tree_size > size {
-            continue;
-        }
-        let tree_size =
-            |found: &Option<(u64, AnchorReceipt)>| found.as_ref().map(|(_, r)| r.tree_size);
-        if receipt.tree_size >= needed && tree_size(&covering).is_none_or(|s| receipt.tree_size < s)
-        {
-            covering = Some((index, receipt.clone()));
-        }
-        if tree_size(&latest).is_none_or(|s| receipt.tree_size > s) {
-            latest = Some((index, receipt));
+        if let Kind::AnchorReceipt(receipt) = envelope.body.kind {
+            if receipt.tree_size <= size {
+                receipts.push((index, receipt));
+            }
         }
     }
-    let best = covering.or(latest);
-    if let Some((index, receipt)) = best {
+    receipts.sort_by_key(|(index, r)| (r.tree_size, *index));
+    let mut chosen: Vec<usize> = leaves
+        .iter()
+        .map(|&leaf| receipts.partition_point(|(_, r)| r.tree_size <= leaf))
+        .filter(|&position| position < receipts.len())
+        .collect();
+    chosen.sort_unstable();
+    chosen.dedup();
+    if chosen.len() > BUNDLE_CHECKPOINTS_MAX - 1 {
+        return Err(BuildError::TooManyAnchors {
+            count: chosen.len(),
+            max: BUNDLE_CHECKPOINTS_MAX - 1,
+        });
+    }
+    let mut checkpoints = Vec::with_capacity(chosen.len() + 1);
+    let mut consistency = Vec::new();
+    let mut anchors = Vec::with_capacity(chosen.len());
+    for position in chosen {
+        let (index, receipt) = &receipts[position];
         if receipt.tree_size != size {
             if let Some(anchored) = source.checkpoint(receipt.tree_size)? {
-                checkpoints.insert(0, checkpoint_text(receipt.tree_size, anchored)?);
+                checkpoints.push(checkpoint_text(receipt.tree_size, anchored)?);
                 consistency.push(BundleConsistency {
                     old_size: receipt.tree_size,
                     new_size: size,
@@ -1436,9 +1449,10 @@ pub fn build<S: LogSource>(
                 });
             }
         }
-        leaves.push(index);
-        anchors.push(BundleAnchor::from_receipt(&receipt, Some(index)));
+        leaves.push(*index);
+        anchors.push(BundleAnchor::from_receipt(receipt, Some(*index)));
     }
+    checkpoints.push(note_text);
     leaves.sort_unstable();
     leaves.dedup();
     if leaves.len() > BUNDLE_ENTRIES_MAX {

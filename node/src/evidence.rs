@@ -7,14 +7,21 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use custos_ledger::bundle::{self, BuildError, BuildRequest, Bundle, Report, Scope, VerifyOptions};
+use custos_ledger::claim::{self, ClaimVerdict};
 use custos_ledger::genesis::Genesis;
 use custos_ledger::hash::Sha256Hash;
-use custos_ledger::message::{IncidentAction, Kind, OrgId, UnixMillis};
+use custos_ledger::incident::PolicyTable;
+use custos_ledger::message::{IncidentAction, InsuranceEvent, Kind, OrgId, UnixMillis};
 use custos_ledger::storage::Backend;
 use custos_rpc::token::{Caller, may_read};
-use custos_rpc::{ExportRequest, MAX_EXPORT_MESSAGES};
+use custos_rpc::{ExportRequest, MAX_EXPORT_MESSAGES, MessageRef};
 
 use crate::defense::{forbidden, incident_scope};
+
+/// Most insurance records scanned for an incident's claims and policies: insurance
+/// records are few (policies, claims, decisions), so a log with more is cut here rather
+/// than scanned without bound.
+const MAX_INSURANCE_SCAN: usize = 100_000;
 use crate::reads::{ReadError, Reader};
 
 impl<B: Backend> Reader<'_, B> {
@@ -29,7 +36,20 @@ impl<B: Backend> Reader<'_, B> {
         genesis: &Genesis,
         now_ms: u64,
     ) -> Result<Bundle, ReadError> {
-        let (scope, leaves) = self.select(caller, request)?;
+        let readable = |kind: &Kind, client: &OrgId| may_read(caller, kind, client);
+        self.export_selected(caller, request, genesis, now_ms, &readable)
+    }
+
+    /// [`Self::export_evidence`] with the messages `readable` admits.
+    fn export_selected(
+        &self,
+        caller: &Caller,
+        request: &ExportRequest,
+        genesis: &Genesis,
+        now_ms: u64,
+        readable: &dyn Fn(&Kind, &OrgId) -> bool,
+    ) -> Result<Bundle, ReadError> {
+        let (scope, leaves) = self.select(caller, request, readable)?;
         if leaves.is_empty() {
             return Err(ReadError::NoSuchMessage(
                 "a message the caller may read in the selection".into(),
@@ -53,10 +73,50 @@ impl<B: Backend> Reader<'_, B> {
         })
     }
 
+    /// Judges the claim `reference` names (see `custos_verifyClaim`); returns the verdict
+    /// and the bundle's leaves, for the audit.
+    pub fn verify_claim(
+        &self,
+        caller: &Caller,
+        reference: &MessageRef,
+        genesis: &Genesis,
+        now_ms: u64,
+    ) -> Result<(ClaimVerdict, Vec<u64>), ReadError> {
+        let (claim_leaf, envelope) = self.permitted(caller, reference)?;
+        let Kind::Insurance(InsuranceEvent::ClaimFiled { incident_id, .. }) = &envelope.body.kind
+        else {
+            return Err(ReadError::BadFilter(format!(
+                "leaf {claim_leaf} is a {} message, not an insurance claim",
+                envelope.body.kind.name()
+            )));
+        };
+        let request = ExportRequest {
+            client: Some(envelope.body.client.to_string()),
+            incident_id: Some(incident_id.to_string()),
+            payloads: Some(false),
+            ..ExportRequest::default()
+        };
+        // The verdict is judged on the client's whole record, collectors included, even
+        // for an insurer who may not read evidence itself: the answer carries derived
+        // facts (counts, sequence numbers, duties), never envelopes or payloads.
+        let bundle = self.export_selected(caller, &request, genesis, now_ms, &|_, _| true)?;
+        let options = VerifyOptions {
+            trusted_genesis: Some(genesis.hash()),
+            ..VerifyOptions::default()
+        };
+        let verdict = claim::verify_claim(&bundle, claim_leaf, &options, &PolicyTable::standard())
+            .map_err(|e| ReadError::BadFilter(e.to_string()))?;
+        Ok((
+            verdict,
+            bundle.entries.iter().map(|e| e.leaf_index).collect(),
+        ))
+    }
+
     fn select(
         &self,
         caller: &Caller,
         request: &ExportRequest,
+        readable: &dyn Fn(&Kind, &OrgId) -> bool,
     ) -> Result<(Scope, Vec<u64>), ReadError> {
         let head_ms = self.head_time()?.0;
         match request {
@@ -88,8 +148,9 @@ impl<B: Backend> Reader<'_, B> {
                     }
                 }
                 let from_ms = first.committed_at.0;
-                let mut leaves = self.readable_range(caller, &client, from_ms, to_ms)?;
+                let mut leaves = self.readable_range(readable, &client, from_ms, to_ms)?;
                 leaves.extend(records.iter().map(|r| r.leaf_index));
+                leaves.extend(self.insurance_of(readable, &client, incident_id)?);
                 leaves.sort_unstable();
                 leaves.dedup();
                 let scope = Scope::Incident {
@@ -111,7 +172,7 @@ impl<B: Backend> Reader<'_, B> {
                 let client = OrgId::new(client.as_str())
                     .map_err(|e| ReadError::BadFilter(format!("client: {e}")))?;
                 let to_ms = to_ms.unwrap_or(head_ms).min(head_ms);
-                let leaves = self.readable_range(caller, &client, *from_ms, to_ms)?;
+                let leaves = self.readable_range(readable, &client, *from_ms, to_ms)?;
                 let scope = Scope::ClientRange {
                     client,
                     from_ms: *from_ms,
@@ -144,7 +205,7 @@ impl<B: Backend> Reader<'_, B> {
                         .envelope(index)?
                         .ok_or(ReadError::UnknownLeaf(*hash))?;
                     let message = &envelope.body;
-                    if !may_read(caller, &message.kind, &message.client) {
+                    if !readable(&message.kind, &message.client) {
                         return Err(forbidden(
                             caller,
                             message.kind.name(),
@@ -168,12 +229,55 @@ impl<B: Backend> Reader<'_, B> {
         }
     }
 
-    /// `client`'s messages committed in `[from_ms, to_ms]` that `caller` may read; a
+    /// The claims filed for incident `incident_id` of `client` and the policies they name,
+    /// when `readable` admits them, so that an incident's bundle can judge its claims.
+    fn insurance_of(
+        &self,
+        readable: &dyn Fn(&Kind, &OrgId) -> bool,
+        client: &OrgId,
+        incident_id: &str,
+    ) -> Result<Vec<u64>, ReadError> {
+        let mut claims = Vec::new();
+        let mut policies = Vec::new();
+        for index in self
+            .ledger
+            .kind_leaves(Kind::INSURANCE_CODE, 0, MAX_INSURANCE_SCAN)?
+        {
+            let Some(envelope) = self.ledger.envelope(index)? else {
+                continue;
+            };
+            let message = &envelope.body;
+            if message.client != *client || !readable(&message.kind, client) {
+                continue;
+            }
+            match &message.kind {
+                Kind::Insurance(InsuranceEvent::ClaimFiled {
+                    incident_id: id,
+                    policy_id,
+                    ..
+                }) if id.as_str() == incident_id => claims.push((index, policy_id.to_string())),
+                Kind::Insurance(InsuranceEvent::Policy { policy_id, .. }) => {
+                    policies.push((index, policy_id.to_string()));
+                }
+                _ => {}
+            }
+        }
+        let mut leaves: Vec<u64> = claims.iter().map(|(i, _)| *i).collect();
+        leaves.extend(
+            policies
+                .iter()
+                .filter(|(_, id)| claims.iter().any(|(_, named)| named == id))
+                .map(|(i, _)| *i),
+        );
+        Ok(leaves)
+    }
+
+    /// `client`'s messages committed in `[from_ms, to_ms]` that `readable` admits; a
     /// collector's stream is all readable or not at all (permissions go by kind and
     /// client), so the export never cuts one.
     fn readable_range(
         &self,
-        caller: &Caller,
+        readable: &dyn Fn(&Kind, &OrgId) -> bool,
         client: &OrgId,
         from_ms: u64,
         to_ms: u64,
@@ -193,7 +297,7 @@ impl<B: Backend> Reader<'_, B> {
         let mut leaves = Vec::with_capacity(found.len());
         for index in found {
             if let Some(envelope) = self.ledger.envelope(index)? {
-                if may_read(caller, &envelope.body.kind, &envelope.body.client) {
+                if readable(&envelope.body.kind, &envelope.body.client) {
                     leaves.push(index);
                 }
             }
@@ -374,4 +478,64 @@ pub fn readable(path: &std::path::Path, report: &Report) -> String {
         );
     }
     out
+}
+
+/// `custos claim verify`: judges an insurance claim against an evidence bundle offline.
+#[derive(Debug, clap::Args)]
+pub struct ClaimVerifyArgs {
+    /// The incident's bundle (`custos export --incident`), holding the claim and policy.
+    bundle: PathBuf,
+    /// Leaf index of the claim-filed message.
+    #[arg(long)]
+    claim_leaf: u64,
+    /// Also check the anchors on this EVM JSON-RPC endpoint.
+    #[arg(long = "evm-rpc")]
+    evm_rpc: Option<String>,
+    /// The network's genesis file: its hash is the trust root.
+    #[arg(long, conflicts_with = "genesis_hash")]
+    genesis: Option<PathBuf>,
+    /// The trusted genesis hash (hex), instead of --genesis.
+    #[arg(long, value_parser = parse_hash)]
+    genesis_hash: Option<Sha256Hash>,
+    /// Blocks (the anchor's included) each anchor must have (with --evm-rpc).
+    #[arg(long, default_value_t = 1)]
+    confirmations: u64,
+    /// Also write the Markdown report here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+/// Runs `custos claim verify`: the verdict as JSON, and whether the claim holds.
+pub async fn claim_verify(args: ClaimVerifyArgs) -> anyhow::Result<(String, bool)> {
+    let bytes = std::fs::read(&args.bundle)
+        .with_context(|| format!("reading {}", args.bundle.display()))?;
+    let bundle = Bundle::from_json(&bytes)
+        .with_context(|| format!("{} is not an evidence bundle", args.bundle.display()))?;
+    let trusted_genesis = match (&args.genesis, args.genesis_hash) {
+        (Some(path), _) => Some(crate::node::load_genesis(path)?.hash()),
+        (None, hash) => hash,
+    };
+    let chain = match &args.evm_rpc {
+        Some(url) => {
+            let mut facts = Vec::with_capacity(bundle.anchors.len());
+            for anchor in &bundle.anchors {
+                facts.push(bundle::fetch_anchor_facts(url, &anchor.receipt()).await);
+            }
+            Some(facts)
+        }
+        None => None,
+    };
+    let options = VerifyOptions {
+        trusted_genesis,
+        chain,
+        min_confirmations: args.confirmations,
+        ..VerifyOptions::default()
+    };
+    let verdict =
+        claim::verify_claim(&bundle, args.claim_leaf, &options, &PolicyTable::standard())?;
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, claim::markdown(&verdict))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok((serde_json::to_string_pretty(&verdict)?, verdict.holds))
 }

@@ -368,7 +368,7 @@ impl<B: Backend> Reader<'_, B> {
     }
 
     /// The envelope `reference` names, if `caller` may read it.
-    fn permitted(
+    pub(crate) fn permitted(
         &self,
         caller: &Caller,
         reference: &MessageRef,

@@ -1,7 +1,8 @@
 //! Evidence bundles end to end: four `custos` validators anchoring on anvil; a response
 //! team exports an incident's bundle with `custos export`, `custos verify` accepts it
 //! offline and against anvil, refuses a tampered copy and an anchor later than a claim,
-//! and the export is itself on the access-audit log.
+//! and the export is itself on the access-audit log; the client's claim is judged by
+//! `custos_verifyClaim` and by `custos claim verify` on the incident's bundle.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -31,7 +32,11 @@ fn start(anvil: &Anvil) -> Network {
     let section = anvil.anchor_section(&key_dir.join("anvil.key"), 2_000);
     let mut net = network_with(
         2,
-        &[("forensics", "response")],
+        &[
+            ("forensics", "response"),
+            ("insurer", "insurer"),
+            ("client0", "client"),
+        ],
         &Options {
             first_role: Some("control-center"),
             checkpoint_interval_ms: 2_000,
@@ -86,6 +91,93 @@ fn export_anchored(net: &Network, out: &Path) -> Bundle {
     }
 }
 
+/// `custos publish` as organisation `org` about client0; waits for nothing (the node
+/// admits an organisation's chained messages in order).
+fn publish(net: &Network, org: &str, what: &[&str]) {
+    let key = net.dir.path().join(format!("keys/{org}.json"));
+    let mut args = vec![
+        "publish",
+        "--rpc",
+        &net.validators[0].rpc,
+        "--key",
+        key.to_str().unwrap(),
+        "--network",
+        NETWORK,
+        "--client",
+        "client0",
+    ];
+    args.extend_from_slice(what);
+    let output = custos(net.dir.path(), &args);
+    assert!(
+        output.status.success(),
+        "custos publish {what:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Collector `key`'s heartbeat at `sequence`, after the message hashing to `prev`.
+fn heartbeat(
+    key: &custos_ledger::crypto::SecretKey,
+    sequence: u64,
+    prev: custos_ledger::hash::Sha256Hash,
+) -> (custos_rpc::SubmitMessage, custos_ledger::hash::Sha256Hash) {
+    use custos_ledger::codec::{List, Text};
+    use custos_ledger::message::{Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis};
+    let payload = br#"{"events":6}"#;
+    let message = Message {
+        network: Text::new(NETWORK).unwrap(),
+        author: key.public().key_id(),
+        client: Text::new("client0").unwrap(),
+        sequence,
+        prev,
+        kind: Kind::Heartbeat {
+            interval_ms: 60_000,
+        },
+        format: SourceFormat::Raw,
+        occurred_at: None,
+        observed_at: UnixMillis(sequence),
+        severity: None,
+        rule_id: None,
+        host: None,
+        attack_ids: List::empty(),
+        references: List::empty(),
+        parse_error: None,
+        payload: PayloadDescriptor::of(Text::new("application/json").unwrap(), payload),
+    };
+    let envelope = custos_ledger::crypto::Signed::sign(message, key);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    (
+        custos_rpc::SubmitMessage {
+            envelope: b64.encode(envelope.leaf_bytes()),
+            payload: b64.encode(payload),
+        },
+        envelope.leaf_hash(),
+    )
+}
+
+/// An RPC client with a fresh credential of organisation `org`.
+fn org_client(net: &Network, org: &str) -> jsonrpsee::http_client::HttpClient {
+    let dir = net.dir.path();
+    let token = custos_rpc::token::RpcToken::issue(
+        &custos_node::keys::KeyFile::load(
+            &dir.join(format!("keys/{org}.json")),
+            custos_node::keys::KeyKind::Organisation,
+        )
+        .unwrap(),
+        custos_ledger::codec::Text::new(NETWORK).unwrap(),
+        custos_ledger::codec::Text::new(org).unwrap(),
+        custos_node::runtime::now_ms(),
+        600_000,
+    );
+    let mut headers = jsonrpsee::http_client::HeaderMap::new();
+    headers.insert("authorization", format!("Custos {token}").parse().unwrap());
+    jsonrpsee::http_client::HttpClientBuilder::default()
+        .set_headers(headers)
+        .max_response_size(custos_rpc::MAX_REQUEST_BYTES)
+        .build(&net.validators[1].rpc)
+        .unwrap()
+}
+
 fn verify(dir: &Path, bundle: &Path, extra: &[&str]) -> (bool, serde_json::Value) {
     let genesis = dir.join("genesis.json");
     let mut args = vec![
@@ -128,39 +220,43 @@ async fn an_incident_bundle_is_exported_verified_offline_and_on_anvil_and_tamper
     common::wait_until_serving(&net.validators, DEADLINE).await;
     let dir = net.dir.path();
 
-    let published = custos(
-        dir,
+    publish(
+        &net,
+        "insurer",
         &[
-            "publish",
-            "--rpc",
-            &net.validators[0].rpc,
-            "--key",
-            dir.join("keys/forensics.json").to_str().unwrap(),
-            "--network",
-            NETWORK,
-            "--client",
-            "client0",
-            "incident",
-            "--id",
-            "INC-7",
-            "detected",
-            "--level",
-            "2",
+            "policy",
+            "--policy-id",
+            "POL-1",
+            "--starts-at-ms",
+            "0",
+            "--ends-at-ms",
+            "4102444800000",
         ],
     );
-    assert!(
-        published.status.success(),
-        "{}",
-        String::from_utf8_lossy(&published.stderr)
+    publish(
+        &net,
+        "forensics",
+        &["incident", "--id", "INC-7", "detected", "--level", "2"],
     );
-    let messages = chain(&net.collectors[0], "client0", 6, 48);
+    publish(
+        &net,
+        "forensics",
+        &["incident", "--id", "INC-7", "reported"],
+    );
+    publish(
+        &net,
+        "forensics",
+        &["incident", "--id", "INC-7", "contained"],
+    );
+    let mut messages = chain(&net.collectors[0], "client0", 6, 48);
+    messages.push(heartbeat(&net.collectors[0], 7, messages[5].1));
     let response = net.validators[1]
         .client()
         .submit(messages.iter().map(|(m, _)| m.clone()).collect())
         .await
         .unwrap();
-    assert_eq!(response.admitted, 6, "{:?}", response.results);
-    common::wait_for_log_size(&net.validators, 7, DEADLINE).await;
+    assert_eq!(response.admitted, 7, "{:?}", response.results);
+    common::wait_for_log_size(&net.validators, 11, DEADLINE).await;
 
     let path = dir.join("incident.bundle.json");
     let bundle = export_anchored(&net, &path);
@@ -238,23 +334,7 @@ async fn an_incident_bundle_is_exported_verified_offline_and_on_anvil_and_tamper
     );
 
     // The export is on the audit log, attributed to the response team.
-    let token = custos_rpc::token::RpcToken::issue(
-        &custos_node::keys::KeyFile::load(
-            &dir.join("keys/forensics.json"),
-            custos_node::keys::KeyKind::Organisation,
-        )
-        .unwrap(),
-        custos_ledger::codec::Text::new(NETWORK).unwrap(),
-        custos_ledger::codec::Text::new("forensics").unwrap(),
-        custos_node::runtime::now_ms(),
-        60_000,
-    );
-    let mut headers = jsonrpsee::http_client::HeaderMap::new();
-    headers.insert("authorization", format!("Custos {token}").parse().unwrap());
-    let client = jsonrpsee::http_client::HttpClientBuilder::default()
-        .set_headers(headers)
-        .build(&net.validators[1].rpc)
-        .unwrap();
+    let client = org_client(&net, "forensics");
     let start = Instant::now();
     loop {
         let page = client.get_audit_log(None, None).await.unwrap();
@@ -281,4 +361,94 @@ async fn an_incident_bundle_is_exported_verified_offline_and_on_anvil_and_tamper
         assert!(start.elapsed() < DEADLINE, "export never audited");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+
+    // The client files a claim; the insurer's node judges it, and so does anyone holding
+    // the incident's bundle.
+    let claim = custos(
+        dir,
+        &[
+            "publish",
+            "--rpc",
+            &net.validators[0].rpc,
+            "--key",
+            dir.join("keys/client0.json").to_str().unwrap(),
+            "--network",
+            NETWORK,
+            "--client",
+            "client0",
+            "claim",
+            "--claim-id",
+            "CLM-7",
+            "--policy-id",
+            "POL-1",
+            "--incident-id",
+            "INC-7",
+            "--loss-minor-units",
+            "1250000",
+        ],
+    );
+    assert!(
+        claim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&claim.stderr)
+    );
+    let claim: serde_json::Value = serde_json::from_slice(&claim.stdout).unwrap();
+    let claim_hash: custos_ledger::hash::Sha256Hash =
+        serde_json::from_value(claim["leaf_hash"].clone()).unwrap();
+    let insurer = org_client(&net, "insurer");
+    let start = Instant::now();
+    let judged = loop {
+        let reference = custos_rpc::MessageRef {
+            leaf_hash: Some(claim_hash),
+            ..custos_rpc::MessageRef::default()
+        };
+        match insurer.verify_claim(reference).await {
+            Ok(judged) => break judged,
+            Err(e) => assert!(start.elapsed() < DEADLINE, "claim never judged: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(judged.holds, "{}", judged.markdown);
+    assert!(
+        judged.markdown.starts_with("# Claim CLM-7 — HOLDS"),
+        "{}",
+        judged.markdown
+    );
+    let claim_leaf = judged.verdict["claim_leaf"].as_u64().unwrap();
+
+    let with_claim = dir.join("claim.bundle.json");
+    let claim_bundle = export_anchored(&net, &with_claim);
+    assert!(
+        claim_bundle
+            .entries
+            .iter()
+            .any(|e| e.leaf_index == claim_leaf)
+    );
+    let report = dir.join("claim.md");
+    let output = custos(
+        dir,
+        &[
+            "claim",
+            "verify",
+            with_claim.to_str().unwrap(),
+            "--claim-leaf",
+            &claim_leaf.to_string(),
+            "--genesis",
+            dir.join("genesis.json").to_str().unwrap(),
+            "--evm-rpc",
+            &anvil.url,
+            "--markdown",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["holds"], true);
+    let markdown = std::fs::read_to_string(&report).unwrap();
+    assert!(markdown.contains("| deadlines-met | pass |"), "{markdown}");
 }

@@ -710,6 +710,18 @@ pub struct ExportRequest {
     pub payloads: Option<bool>,
 }
 
+/// The answer to `custos_verifyClaim`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClaimVerification {
+    /// Whether every check holds.
+    pub holds: bool,
+    /// The verdict (`custos_ledger::claim::ClaimVerdict`): checks, incident duties,
+    /// collectors, timeline.
+    pub verdict: serde_json::Value,
+    /// The verdict as a Markdown report to attach to the claim file.
+    pub markdown: String,
+}
+
 /// Most messages one export names or finds: the bundle's entry limit.
 pub const MAX_EXPORT_MESSAGES: usize = custos_ledger::bundle::BUNDLE_ENTRIES_MAX;
 
@@ -862,6 +874,15 @@ pub trait CustosApi {
         &self,
         request: ExportRequest,
     ) -> RpcResult<custos_ledger::bundle::Bundle>;
+
+    /// Judges an insurance claim: exports its incident's bundle (with the claim and its
+    /// policy), verifies it against this network's genesis and answers whether the
+    /// evidence existed after the policy start and before the claim, is untampered, the
+    /// incident's deadlines were met and the client's collectors are complete, with the
+    /// timeline and a Markdown report. Needs an organisation credential that may read
+    /// the claim and the incident; audited (every leaf of the bundle).
+    #[method(name = "verifyClaim", with_extensions)]
+    async fn verify_claim(&self, claim: MessageRef) -> RpcResult<ClaimVerification>;
 }
 
 #[cfg(test)]
