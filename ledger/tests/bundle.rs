@@ -547,6 +547,28 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "forged cosignature inside an entry's proof",
+            entry(4),
+            "inclusion",
+            |f| {
+                matches!(
+                    f,
+                    Failure::Inclusion(custos_ledger::c2sp::TlogProofError::Quorum(
+                        QuorumError::CosignatureInvalid { .. }
+                    ))
+                )
+            },
+            |b, _, _| {
+                alter_proof(b, 4, |lines| {
+                    let at = first_signature(lines);
+                    let line = &mut lines[at];
+                    let flip = line.len() - 6;
+                    let c = if &line[flip..=flip] == "A" { "B" } else { "A" };
+                    line.replace_range(flip..=flip, c);
+                })
+            },
+        ),
+        case(
             "duplicated cosignature",
             Item::Checkpoint { position: 1 },
             "checkpoint-cosigner-once",
