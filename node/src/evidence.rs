@@ -83,6 +83,13 @@ impl<B: Backend> Reader<'_, B> {
         now_ms: u64,
     ) -> Result<(ClaimVerdict, Vec<u64>), ReadError> {
         let (claim_leaf, envelope) = self.permitted(caller, reference)?;
+        let (proven_size, _) = self.proven()?;
+        if claim_leaf >= proven_size {
+            return Err(ReadError::Unprovable(format!(
+                "claim leaf {claim_leaf} is not yet under a quorum checkpoint (the latest covers \
+                 {proven_size} leaves); ask again after the next cosigning period"
+            )));
+        }
         let Kind::Insurance(InsuranceEvent::ClaimFiled { incident_id, .. }) = &envelope.body.kind
         else {
             return Err(ReadError::BadFilter(format!(
@@ -118,7 +125,9 @@ impl<B: Backend> Reader<'_, B> {
         request: &ExportRequest,
         readable: &dyn Fn(&Kind, &OrgId) -> bool,
     ) -> Result<(Scope, Vec<u64>), ReadError> {
-        let head_ms = self.head_time()?.0;
+        // Windows end by default where the latest quorum checkpoint does, so that an
+        // export of a busy client is not refused for its newest, not yet cosigned, block.
+        let (proven_size, proven_ms) = self.proven()?;
         match request {
             ExportRequest {
                 client: Some(client),
@@ -129,28 +138,39 @@ impl<B: Backend> Reader<'_, B> {
                 ..
             } => {
                 let client = incident_scope(caller, Some(client))?.expect("a named client");
-                let records =
+                let mut records =
                     self.ledger
                         .incident_records(&client, incident_id, MAX_EXPORT_MESSAGES + 1)?;
-                let first = records.first().ok_or_else(|| {
-                    ReadError::NoSuchMessage(format!(
+                if records.is_empty() {
+                    return Err(ReadError::NoSuchMessage(format!(
                         "incident record of client {client} with incident id {incident_id:?}"
+                    )));
+                }
+                records.retain(|r| r.leaf_index < proven_size);
+                let first = records.first().ok_or_else(|| {
+                    ReadError::Unprovable(format!(
+                        "incident {incident_id:?} of {client} has no record under a quorum \
+                         checkpoint yet; export again after the next cosigning period"
                     ))
                 })?;
-                let mut to_ms = head_ms;
+                let mut to_ms = proven_ms;
                 for record in &records {
                     let closed = self.ledger.envelope(record.leaf_index)?.is_some_and(|e| {
                         matches!(&e.body.kind, Kind::Incident(ev) if ev.action == IncidentAction::Closed)
                     });
                     if closed {
-                        to_ms = record.committed_at.0;
+                        to_ms = to_ms.min(record.committed_at.0);
                         break;
                     }
                 }
                 let from_ms = first.committed_at.0;
                 let mut leaves = self.readable_range(readable, &client, from_ms, to_ms)?;
                 leaves.extend(records.iter().map(|r| r.leaf_index));
-                leaves.extend(self.insurance_of(readable, &client, incident_id)?);
+                leaves.extend(
+                    self.insurance_of(readable, &client, incident_id)?
+                        .into_iter()
+                        .filter(|&leaf| leaf < proven_size),
+                );
                 leaves.sort_unstable();
                 leaves.dedup();
                 let scope = Scope::Incident {
@@ -171,7 +191,8 @@ impl<B: Backend> Reader<'_, B> {
             } => {
                 let client = OrgId::new(client.as_str())
                     .map_err(|e| ReadError::BadFilter(format!("client: {e}")))?;
-                let to_ms = to_ms.unwrap_or(head_ms).min(head_ms);
+                let head_ms = self.head_time()?.0;
+                let to_ms = to_ms.unwrap_or(proven_ms).min(head_ms);
                 let leaves = self.readable_range(readable, &client, *from_ms, to_ms)?;
                 let scope = Scope::ClientRange {
                     client,
@@ -227,6 +248,20 @@ impl<B: Backend> Reader<'_, B> {
                     .into(),
             )),
         }
+    }
+
+    /// The size of the latest quorum checkpoint and the committed time of its last leaf
+    /// (block times strictly increase and checkpoints fall between blocks, so every leaf
+    /// committed at or before that time is under the checkpoint).
+    fn proven(&self) -> Result<(u64, u64), ReadError> {
+        let Some((size, _)) = self.ledger.latest_checkpoint()? else {
+            return Ok((0, 0));
+        };
+        let time_ms = match size.checked_sub(1) {
+            Some(last) => self.ledger.leaf_time(last)?.map_or(0, |t| t.0),
+            None => 0,
+        };
+        Ok((size, time_ms))
     }
 
     /// The claims filed for incident `incident_id` of `client` and the policies they name,
@@ -324,7 +359,7 @@ pub struct ExportArgs {
     /// Range start, committed time in ms since the epoch (with --client).
     #[arg(long, requires = "client")]
     from_ms: Option<u64>,
-    /// Range end (default: the latest block).
+    /// Range end, inclusive (default and at most: the latest block's time).
     #[arg(long, requires = "from_ms")]
     to_ms: Option<u64>,
     /// Export this message (repeatable).

@@ -693,13 +693,15 @@ pub struct ExportRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     /// An incident id of `client`: its records and the client's messages committed from
-    /// its first record to its closure (or the latest block).
+    /// its first record to its closure (or the last block under the latest quorum
+    /// checkpoint), with the claims filed for it and the policies they name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
     /// Range start, committed time (ms since the epoch), with `client`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_ms: Option<u64>,
-    /// Range end, committed time, exclusive (default: just after the latest block).
+    /// Range end, committed time, inclusive (default, and at most: the latest block's
+    /// time, so an export never claims a window that can still grow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_ms: Option<u64>,
     /// Chosen messages by leaf hash, at most [`MAX_EXPORT_MESSAGES`].
