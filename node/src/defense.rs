@@ -580,7 +580,7 @@ pub fn due(views: &[IncidentView], as_of: UnixMillis, within_ms: u64) -> Vec<Dea
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use custos_ledger::block::{
         Block, BlockBody, BlockHeader, CommitCertificate, CommittedBlock, Entry,
@@ -633,7 +633,7 @@ mod tests {
     }
 
     /// Applies a block of `entries` at `time_ms` (storage checks no signatures).
-    fn apply(ledger: &Ledger<MemoryBackend>, entries: Vec<Entry>, time_ms: u64) {
+    pub(crate) fn apply(ledger: &Ledger<MemoryBackend>, entries: Vec<Entry>, time_ms: u64) {
         let head = ledger.head().unwrap();
         let old_size = head.as_ref().map_or(0, |h| h.log.tree_size);
         let hashes: Vec<Sha256Hash> = entries.iter().map(|e| e.envelope.leaf_hash()).collect();

@@ -574,3 +574,188 @@ pub async fn claim_verify(args: ClaimVerifyArgs) -> anyhow::Result<(String, bool
     }
     Ok((serde_json::to_string_pretty(&verdict)?, verdict.holds))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_ledger::block::Entry;
+    use custos_ledger::codec::{Bytes, List, Text};
+    use custos_ledger::crypto::{SecretKey, Signed};
+    use custos_ledger::message::{
+        EvidenceKind, IncidentEvent, IncidentLevel, Message, PayloadDescriptor, Role, SourceFormat,
+    };
+    use custos_ledger::storage::{Ledger, MemoryBackend};
+
+    use crate::defense::tests::apply;
+
+    const T0: u64 = 1_709_251_200_000;
+
+    fn entry(key: &SecretKey, sequence: u64, client: &str, kind: Kind) -> Entry {
+        let message = Message {
+            network: Text::new("n").unwrap(),
+            author: key.public().key_id(),
+            client: Text::new(client).unwrap(),
+            sequence,
+            prev: Sha256Hash::ZERO,
+            kind,
+            format: SourceFormat::Raw,
+            occurred_at: None,
+            observed_at: UnixMillis(T0),
+            severity: None,
+            rule_id: None,
+            host: None,
+            attack_ids: List::empty(),
+            references: List::empty(),
+            parse_error: None,
+            payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), b""),
+        };
+        Entry {
+            envelope: Signed::sign(message, key),
+            payload: Bytes::new(Vec::new()).unwrap(),
+        }
+    }
+
+    fn evidence(key: &SecretKey, sequence: u64, client: &str) -> Entry {
+        let kind = Kind::Evidence {
+            evidence: EvidenceKind::Alert,
+        };
+        entry(key, sequence, client, kind)
+    }
+
+    fn incident(key: &SecretKey, sequence: u64, action: IncidentAction) -> Entry {
+        let kind = Kind::Incident(IncidentEvent {
+            incident_id: Text::new("INC-1").unwrap(),
+            action,
+            note: Text::new("").unwrap(),
+        });
+        entry(key, sequence, "bank", kind)
+    }
+
+    /// Leaves: 0 bank evidence, 1 INC-1 detected, 2 mint evidence (T0); 3 bank evidence,
+    /// 4 INC-1 closed (T0 + 1 s); 5 bank evidence (T0 + 2 s). The latest quorum
+    /// checkpoint covers `checkpointed` leaves.
+    fn ledger(checkpointed: u64) -> Ledger<MemoryBackend> {
+        let ledger = Ledger::open(MemoryBackend::new()).unwrap();
+        let (collector, other, org) = (
+            SecretKey::from_seed(&[5; 32]),
+            SecretKey::from_seed(&[6; 32]),
+            SecretKey::from_seed(&[7; 32]),
+        );
+        let detected = IncidentAction::Detected {
+            level: IncidentLevel::new(2).unwrap(),
+            aware_at: UnixMillis(T0),
+        };
+        let first = vec![
+            evidence(&collector, 1, "bank"),
+            incident(&org, 1, detected),
+            evidence(&other, 1, "mint"),
+        ];
+        apply(&ledger, first, T0);
+        let second = vec![
+            evidence(&collector, 2, "bank"),
+            incident(&org, 2, IncidentAction::Closed),
+        ];
+        apply(&ledger, second, T0 + 1_000);
+        apply(&ledger, vec![evidence(&collector, 3, "bank")], T0 + 2_000);
+        // Selection reads only the checkpoint's size.
+        ledger.put_checkpoint(checkpointed, b"note").unwrap();
+        ledger
+    }
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            org: Text::new("someone").unwrap(),
+            role,
+            key_id: SecretKey::from_seed(&[2; 32]).public().key_id(),
+            expires_at: UnixMillis(u64::MAX),
+        }
+    }
+
+    fn select(
+        ledger: &Ledger<MemoryBackend>,
+        role: Role,
+        request: &ExportRequest,
+    ) -> Result<(Scope, Vec<u64>), ReadError> {
+        let key = SecretKey::from_seed(&[9; 32]);
+        let reader = Reader {
+            ledger,
+            origin: "o",
+            validator_name: "v",
+            key: &key,
+            now_s: 0,
+        };
+        let caller = caller(role);
+        reader.select(&caller, request, &|kind, client| {
+            may_read(&caller, kind, client)
+        })
+    }
+
+    fn incident_request() -> ExportRequest {
+        ExportRequest {
+            client: Some("bank".into()),
+            incident_id: Some("INC-1".into()),
+            ..ExportRequest::default()
+        }
+    }
+
+    #[test]
+    fn an_incident_covers_the_clients_messages_until_closure_as_far_as_the_role_may_read() {
+        let ledger = ledger(6);
+        let (scope, leaves) = select(&ledger, Role::Response, &incident_request()).unwrap();
+        assert_eq!(leaves, [0, 1, 3, 4]);
+        assert_eq!(
+            scope,
+            Scope::Incident {
+                client: Text::new("bank").unwrap(),
+                incident_id: "INC-1".into(),
+                from_ms: T0,
+                to_ms: T0 + 1_000,
+            }
+        );
+        // Insurers read incident records, not evidence.
+        let (_, leaves) = select(&ledger, Role::Insurer, &incident_request()).unwrap();
+        assert_eq!(leaves, [1, 4]);
+    }
+
+    #[test]
+    fn ranges_end_at_the_latest_quorum_checkpoint_and_named_leaves_must_be_readable() {
+        // The checkpoint covers the first two blocks: the third is left for later.
+        let ledger = ledger(5);
+        let range = ExportRequest {
+            client: Some("bank".into()),
+            from_ms: Some(T0),
+            ..ExportRequest::default()
+        };
+        let (scope, leaves) = select(&ledger, Role::ControlCenter, &range).unwrap();
+        assert_eq!(leaves, [0, 1, 3, 4]);
+        assert!(matches!(scope, Scope::ClientRange { to_ms, .. } if to_ms == T0 + 1_000));
+
+        let mint = ledger.envelope(2).unwrap().unwrap().leaf_hash();
+        let named = ExportRequest {
+            leaf_hashes: Some(vec![mint]),
+            ..ExportRequest::default()
+        };
+        assert_eq!(select(&ledger, Role::Warning, &named).unwrap().1, [2]);
+        assert!(matches!(
+            select(&ledger, Role::Insurer, &named),
+            Err(ReadError::Forbidden {
+                kind: "evidence",
+                ..
+            })
+        ));
+
+        let both = ExportRequest {
+            leaf_hashes: Some(vec![mint]),
+            ..incident_request()
+        };
+        assert!(matches!(
+            select(&ledger, Role::ControlCenter, &both),
+            Err(ReadError::BadFilter(_))
+        ));
+        let unproven = self::ledger(1);
+        assert!(matches!(
+            select(&unproven, Role::Response, &incident_request()),
+            Err(ReadError::Unprovable(_))
+        ));
+    }
+}
