@@ -3,7 +3,9 @@
 
 pub mod anchor;
 pub mod block;
+pub mod bundle;
 pub mod c2sp;
+pub mod claim;
 pub mod codec;
 pub mod crypto;
 pub mod genesis;

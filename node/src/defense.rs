@@ -38,7 +38,7 @@ pub const DEFAULT_DUE_WITHIN_MS: u64 = 24 * 60 * 60 * 1000;
 /// Index entries read per storage scan.
 const SCAN_CHUNK: usize = 4_096;
 
-fn forbidden(caller: &Caller, kind: &'static str, client: &str) -> ReadError {
+pub(crate) fn forbidden(caller: &Caller, kind: &'static str, client: &str) -> ReadError {
     ReadError::Forbidden {
         org: caller.org.to_string(),
         role: serde_json::to_value(caller.role)
@@ -65,7 +65,10 @@ fn incident_kind() -> Kind {
 
 /// The client a caller's incident read is about: a client organisation may only name
 /// itself (and is limited to itself when it names none).
-fn incident_scope(caller: &Caller, client: Option<&str>) -> Result<Option<OrgId>, ReadError> {
+pub(crate) fn incident_scope(
+    caller: &Caller,
+    client: Option<&str>,
+) -> Result<Option<OrgId>, ReadError> {
     let client = client.map(|c| org_id("client", c)).transpose()?;
     match (caller.role, client) {
         (Role::Client, None) => Ok(Some(caller.org.clone())),
@@ -577,7 +580,7 @@ pub fn due(views: &[IncidentView], as_of: UnixMillis, within_ms: u64) -> Vec<Dea
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use custos_ledger::block::{
         Block, BlockBody, BlockHeader, CommitCertificate, CommittedBlock, Entry,
@@ -630,7 +633,7 @@ mod tests {
     }
 
     /// Applies a block of `entries` at `time_ms` (storage checks no signatures).
-    fn apply(ledger: &Ledger<MemoryBackend>, entries: Vec<Entry>, time_ms: u64) {
+    pub(crate) fn apply(ledger: &Ledger<MemoryBackend>, entries: Vec<Entry>, time_ms: u64) {
         let head = ledger.head().unwrap();
         let old_size = head.as_ref().map_or(0, |h| h.log.tree_size);
         let hashes: Vec<Sha256Hash> = entries.iter().map(|e| e.envelope.leaf_hash()).collect();

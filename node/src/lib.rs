@@ -9,6 +9,7 @@ pub mod config;
 pub mod cosign;
 pub mod defense;
 pub mod defense_cli;
+pub mod evidence;
 pub mod genesis_spec;
 pub mod keys;
 pub mod mempool;

@@ -104,6 +104,27 @@ enum Command {
     /// Sign and submit, as an organisation, an incident record, an early warning or a
     /// posture declaration.
     Publish(custos_node::publish::PublishArgs),
+    /// Export an evidence bundle (by incident, by client and time range, or by message)
+    /// to a file: envelopes, payloads, tlog-proofs, checkpoints, consistency proofs and
+    /// anchor receipts (docs/evidence-bundle.md). The export is an audited read.
+    Export(custos_node::evidence::ExportArgs),
+    /// Verify an evidence bundle offline, and its anchors on an EVM chain with --evm-rpc.
+    /// Prints a report (or --json); exits 0 only when every check passed.
+    Verify(custos_node::evidence::VerifyBundleArgs),
+    /// Insurance claims.
+    Claim {
+        #[command(subcommand)]
+        command: ClaimCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClaimCommand {
+    /// Judge a claim against its incident's evidence bundle, offline (and the anchors on
+    /// an EVM chain with --evm-rpc): untampered, within the cover, evidence after the
+    /// policy start and before the claim, deadlines met, collectors complete. Prints the
+    /// verdict as JSON (--markdown writes the report); exits 0 only when the claim holds.
+    Verify(custos_node::evidence::ClaimVerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,6 +251,25 @@ async fn main() -> anyhow::Result<()> {
         Command::Risk(args) => print_json(custos_node::defense_cli::risk(args).await?)?,
         Command::Warning(args) => print_json(custos_node::defense_cli::warning(args).await?)?,
         Command::Publish(args) => print_json(custos_node::publish::run(args).await?)?,
+        Command::Export(args) => print_json(custos_node::evidence::export(args).await?)?,
+        Command::Claim {
+            command: ClaimCommand::Verify(args),
+        } => {
+            let (verdict, holds) = custos_node::evidence::claim_verify(args).await?;
+            println!("{verdict}");
+            if !holds {
+                // The verdict names every check that failed.
+                std::process::exit(1);
+            }
+        }
+        Command::Verify(args) => {
+            let (report, passed) = custos_node::evidence::verify(args).await?;
+            print!("{report}");
+            if !passed {
+                // The report already names every failure; only the status is left to say.
+                std::process::exit(1);
+            }
+        }
     }
     Ok(())
 }

@@ -105,6 +105,9 @@ pub enum ReadError {
     /// The payload was redacted.
     #[error("the payload of leaf {0} was redacted; its envelope and proofs remain")]
     Redacted(u64),
+    /// The selection cannot be proven yet (no quorum checkpoint covers it).
+    #[error("{0}")]
+    Unprovable(String),
     /// The store failed or holds something unreadable.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
@@ -136,6 +139,7 @@ impl ReadError {
             | Self::UnknownLeaf(_)
             | Self::LeafAfterSize { .. }
             | Self::NoSuchMessage(_)
+            | Self::Unprovable(_)
             | Self::Redacted(_) => codes::NOT_FOUND,
         }
     }
@@ -364,7 +368,7 @@ impl<B: Backend> Reader<'_, B> {
     }
 
     /// The envelope `reference` names, if `caller` may read it.
-    fn permitted(
+    pub(crate) fn permitted(
         &self,
         caller: &Caller,
         reference: &MessageRef,

@@ -499,6 +499,56 @@ impl CustosApiServer for RpcService {
         Ok(info)
     }
 
+    async fn export_evidence(
+        &self,
+        ext: &Extensions,
+        request: custos_rpc::ExportRequest,
+    ) -> RpcResult<custos_ledger::bundle::Bundle> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let genesis = self
+            .shared
+            .chain
+            .read()
+            .expect("chain lock")
+            .genesis
+            .clone();
+        let now_ms = crate::runtime::now_ms().0;
+        let bundle = self
+            .read(move |r| r.export_evidence(&reader, &request, &genesis, now_ms))
+            .await?;
+        let leaves = bundle.entries.iter().map(|e| e.leaf_index).collect();
+        // Queued before the answer leaves: no audit, no bundle.
+        self.audit(&caller, "custos_exportEvidence", leaves)?;
+        Ok(bundle)
+    }
+
+    async fn verify_claim(
+        &self,
+        ext: &Extensions,
+        claim: MessageRef,
+    ) -> RpcResult<custos_rpc::ClaimVerification> {
+        let caller = self.authenticate(ext)?;
+        let reader = caller.clone();
+        let genesis = self
+            .shared
+            .chain
+            .read()
+            .expect("chain lock")
+            .genesis
+            .clone();
+        let now_ms = crate::runtime::now_ms().0;
+        let (verdict, leaves) = self
+            .read(move |r| r.verify_claim(&reader, &claim, &genesis, now_ms))
+            .await?;
+        self.audit(&caller, "custos_verifyClaim", leaves)?;
+        Ok(custos_rpc::ClaimVerification {
+            holds: verdict.holds,
+            markdown: custos_ledger::claim::markdown(&verdict),
+            verdict: serde_json::to_value(&verdict).map_err(|e| internal(e.to_string()))?,
+        })
+    }
+
     async fn get_payload(&self, ext: &Extensions, message: MessageRef) -> RpcResult<PayloadInfo> {
         let caller = self.authenticate(ext)?;
         let reader = caller.clone();

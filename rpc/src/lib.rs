@@ -684,6 +684,49 @@ pub struct WarningExport {
     pub bundle: serde_json::Value,
 }
 
+/// What `custos_exportEvidence` exports: exactly one of `incident` (with `client`),
+/// `client` with a time range, or `leaf_hashes`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// The client organisation (incident and range exports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// An incident id of `client`: its records and the client's messages committed from
+    /// its first record to its closure (or the last block under the latest quorum
+    /// checkpoint), with the claims filed for it and the policies they name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// Range start, committed time (ms since the epoch), with `client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<u64>,
+    /// Range end, committed time, inclusive (default, and at most: the latest block's
+    /// time, so an export never claims a window that can still grow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<u64>,
+    /// Chosen messages by leaf hash, at most [`MAX_EXPORT_MESSAGES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_hashes: Option<Vec<Sha256Hash>>,
+    /// Whether to include payload bytes (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payloads: Option<bool>,
+}
+
+/// The answer to `custos_verifyClaim`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClaimVerification {
+    /// Whether every check holds.
+    pub holds: bool,
+    /// The verdict (`custos_ledger::claim::ClaimVerdict`): checks, incident duties,
+    /// collectors, timeline.
+    pub verdict: serde_json::Value,
+    /// The verdict as a Markdown report to attach to the claim file.
+    pub markdown: String,
+}
+
+/// Most messages one export names or finds: the bundle's entry limit.
+pub const MAX_EXPORT_MESSAGES: usize = custos_ledger::bundle::BUNDLE_ENTRIES_MAX;
+
 /// The Custos JSON-RPC API.
 #[rpc(server, client, namespace = "custos")]
 pub trait CustosApi {
@@ -823,6 +866,25 @@ pub trait CustosApi {
     /// start without it), at most [`MAX_ANCHOR_PAGE`]. Public.
     #[method(name = "getAnchors")]
     async fn get_anchors(&self, from: Option<u64>) -> RpcResult<AnchorPage>;
+
+    /// An evidence bundle (`docs/evidence-bundle.md`) of the messages `request` selects
+    /// that the caller may read, with the membership changes before them, tlog-proofs
+    /// against the latest quorum checkpoint and the earliest anchor covering them.
+    /// Needs an organisation credential; audited (every exported leaf).
+    #[method(name = "exportEvidence", with_extensions)]
+    async fn export_evidence(
+        &self,
+        request: ExportRequest,
+    ) -> RpcResult<custos_ledger::bundle::Bundle>;
+
+    /// Judges an insurance claim: exports its incident's bundle (with the claim and its
+    /// policy), verifies it against this network's genesis and answers whether the
+    /// evidence existed after the policy start and before the claim, is untampered, the
+    /// incident's deadlines were met and the client's collectors are complete, with the
+    /// timeline and a Markdown report. Needs an organisation credential that may read
+    /// the claim and the incident; audited (every leaf of the bundle).
+    #[method(name = "verifyClaim", with_extensions)]
+    async fn verify_claim(&self, claim: MessageRef) -> RpcResult<ClaimVerification>;
 }
 
 #[cfg(test)]
