@@ -203,8 +203,15 @@ pub fn verify_claim(
         })
         .map(|(&leaf, (e, at))| (leaf, e, *at))
         .collect();
+    // What the claim rests on: heartbeats only show a collector was alive, up to the
+    // claim itself, so they are judged by collectors-complete, not dated against the
+    // cover and the claim (the last ones before a claim cannot be anchored before it).
+    let dated: Vec<&(u64, &Envelope, u64)> = evidence
+        .iter()
+        .filter(|(_, e, _)| !matches!(e.body.kind, Kind::Heartbeat { .. }))
+        .collect();
     let starts_at = policy.map_or(u64::MAX, |(_, s, _)| s.0);
-    let before_start: Vec<u64> = evidence
+    let before_start: Vec<u64> = dated
         .iter()
         .filter(|(_, _, at)| *at < starts_at)
         .map(|(leaf, ..)| *leaf)
@@ -214,15 +221,15 @@ pub fn verify_claim(
         policy.is_some() && before_start.is_empty(),
         if before_start.is_empty() {
             format!(
-                "{} evidence entries, none before the cover started",
-                evidence.len()
+                "{} evidence entries (heartbeats aside), none before the cover started",
+                dated.len()
             )
         } else {
             format!("entries {before_start:?} predate the cover")
         },
     );
     let claim_time_s = claim_time_ms / 1000;
-    let late: Vec<u64> = evidence
+    let late: Vec<u64> = dated
         .iter()
         .filter(|(leaf, ..)| {
             *leaf > claim_leaf
@@ -237,12 +244,12 @@ pub fn verify_claim(
         .collect();
     check(
         "evidence-before-claim",
-        late.is_empty() && !evidence.is_empty(),
+        late.is_empty() && !dated.is_empty(),
         if late.is_empty() {
             format!(
-                "all {} evidence entries precede the claim in the log and are anchored in a \
-                 public block no later than the claim",
-                evidence.len()
+                "all {} evidence entries (heartbeats aside) precede the claim in the log and \
+                 are anchored in a public block no later than the claim",
+                dated.len()
             )
         } else {
             format!("entries {late:?} are after the claim or not anchored before it")
