@@ -892,10 +892,18 @@ mod claims {
         s.entry(&key, kind, time_ms)
     }
 
+    /// A collector message committed after the anchor and before the claim.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Late {
+        Nothing,
+        Heartbeat,
+        LogLine,
+    }
+
     /// An insured client's incident: policy, evidence with a heartbeat, detection (and,
-    /// with `report`, the report and containment), an anchor at 5 s, then the claim at
-    /// `claim_ms`. Returns the bundle of everything and the claim's leaf.
-    fn claim_bundle(report: bool, claim_ms: u64) -> (Bundle, u64) {
+    /// with `report`, the report and containment), an anchor at 5 s, then `late` at 5.8 s
+    /// and the claim at `claim_ms`. Returns the bundle of everything and the claim's leaf.
+    fn claim_bundle(report: bool, late: Late, claim_ms: u64) -> (Bundle, u64) {
         let mut s = Signers::new();
         let ledger = Ledger::open(MemoryBackend::new()).unwrap();
         let insurer = s.insurer.clone_key();
@@ -955,6 +963,24 @@ mod claims {
             5_500,
         );
         s.commit(&ledger, vec![receipt], 5_500);
+        let collector = s.collectors[0].clone_key();
+        match late {
+            Late::Nothing => {}
+            Late::Heartbeat => {
+                let heartbeat = s.entry(
+                    &collector,
+                    Kind::Heartbeat {
+                        interval_ms: 30_000,
+                    },
+                    5_800,
+                );
+                s.commit(&ledger, vec![heartbeat], 5_800);
+            }
+            Late::LogLine => {
+                let line = s.evidence(0, 5_800);
+                s.commit(&ledger, vec![line], 5_800);
+            }
+        }
         let client = s.client.clone_key();
         let claim = s.entry(
             &client,
@@ -997,7 +1023,7 @@ mod claims {
 
     #[test]
     fn a_timely_reported_claim_holds() {
-        let (bundle, claim_leaf) = claim_bundle(true, 6_000);
+        let (bundle, claim_leaf) = claim_bundle(true, Late::Nothing, 6_000);
         let verdict = verify_claim(
             &bundle,
             claim_leaf,
@@ -1020,7 +1046,7 @@ mod claims {
     fn an_unreported_incident_an_anchor_after_the_claim_and_a_wrong_leaf_are_refused() {
         // Claimed two hours after detection without a report: the one-hour report duty of
         // a level 1 incident is overdue at the claim's time.
-        let (bundle, claim_leaf) = claim_bundle(false, 2_000 + 2 * 3_600_000);
+        let (bundle, claim_leaf) = claim_bundle(false, Late::Nothing, 2_000 + 2 * 3_600_000);
         let verdict = verify_claim(
             &bundle,
             claim_leaf,
@@ -1038,7 +1064,7 @@ mod claims {
 
         // A claim at 4 s, before the anchor block's time (5 s): the evidence is not proven
         // to predate it.
-        let (bundle, claim_leaf) = claim_bundle(true, 4_000);
+        let (bundle, claim_leaf) = claim_bundle(true, Late::Nothing, 4_000);
         let verdict = verify_claim(
             &bundle,
             claim_leaf,
@@ -1061,5 +1087,36 @@ mod claims {
             ),
             Err(custos_ledger::claim::ClaimError::NotAClaim { leaf_index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_heartbeat_just_before_the_claim_is_not_dated_but_a_log_line_is() {
+        // A heartbeat after the last anchor shows the collector alive up to the claim; it
+        // cannot be anchored before the claim, and the claim still holds.
+        let (bundle, claim_leaf) = claim_bundle(true, Late::Heartbeat, 6_000);
+        let verdict = verify_claim(
+            &bundle,
+            claim_leaf,
+            &VerifyOptions::default(),
+            &PolicyTable::standard(),
+        )
+        .unwrap();
+        assert!(verdict.holds, "{:#?}", verdict.checks);
+        assert_eq!(verdict.collectors[0].heartbeats, 2);
+        // A log line committed there is evidence the claim may rest on, and it is not
+        // proven to predate the claim.
+        let (bundle, claim_leaf) = claim_bundle(true, Late::LogLine, 6_000);
+        let verdict = verify_claim(
+            &bundle,
+            claim_leaf,
+            &VerifyOptions::default(),
+            &PolicyTable::standard(),
+        )
+        .unwrap();
+        assert!(
+            passed(&verdict).contains(&("evidence-before-claim", false)),
+            "{:#?}",
+            verdict.checks
+        );
     }
 }
