@@ -5,7 +5,8 @@
 //! Needs root and `ip` (iproute2), as CI has; the test says so and fails if they are
 //! missing rather than passing without having tested anything.
 
-use std::net::TcpListener;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -103,14 +104,6 @@ impl Drop for Namespace {
         let _ = ip(&["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.name]);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Node {
@@ -222,8 +215,8 @@ async fn a_partitioned_validator_catches_up_after_the_heal() {
         let (file, _) = KeyFile::generate(KeyKind::Validator);
         file.write_new(&root.join(format!("keys/v{i}.json")))
             .unwrap();
-        let p2p = free_port();
-        let rpc = free_port();
+        let p2p = common::free_port();
+        let rpc = common::free_port();
         let rpc_host = if in_ns {
             ns.ns_addr.as_str()
         } else {

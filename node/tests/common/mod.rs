@@ -5,9 +5,10 @@
 
 pub mod anvil;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -29,13 +30,32 @@ pub const ORIGIN: &str = "custos.test/it";
 /// Validators in the test network.
 pub const VALIDATORS: usize = 4;
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that nothing listens on and that no other caller in this process was
+/// given.
+///
+/// Ports come from below Linux's ephemeral range (32768–60999): a port the kernel hands
+/// out for `bind(0)` can be taken as the source port of any outgoing connection before the
+/// node binds it, which made a validator fail to listen now and then while other tests'
+/// networks were connecting. The start depends on the process id, so that test binaries
+/// run side by side rarely probe the same ports; each port is checked free before use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(97) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < SPAN,
+            "no free loopback port left below the ephemeral range"
+        );
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 /// One validator process.
@@ -75,6 +95,13 @@ impl Validator {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
         }
+    }
+
+    /// The last `lines` lines of its log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// A JSON-RPC client for it.
@@ -251,12 +278,20 @@ pub fn chain(
         .collect()
 }
 
-/// Waits until every started validator answers `custos_status`.
+/// Waits until every started validator answers `custos_status`; names the one that does
+/// not, with the end of its log.
 pub async fn wait_until_serving(validators: &[Validator], deadline: Duration) {
     let start = Instant::now();
     for v in validators.iter().filter(|v| v.child.is_some()) {
         while v.client().status().await.is_err() {
-            assert!(start.elapsed() < deadline, "{} never served RPC", v.name);
+            if start.elapsed() >= deadline {
+                panic!(
+                    "{} never served RPC at {}; the end of its log:\n{}",
+                    v.name,
+                    v.rpc,
+                    v.log_tail(30)
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
