@@ -18,6 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::anchor::{AnchorCalldata, AnchorError};
+use crate::block::{BlockHeader, CommitCertificate};
 use crate::c2sp::{
     Checkpoint, Note, NoteError, QuorumError, QuorumPolicy, TlogProof, TlogProofError,
 };
@@ -132,12 +133,13 @@ pub struct BundleEntry {
     /// The payload bytes, standard base64, when exported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
-    /// The block time the exporting validator reports (informative: not proven by the
-    /// bundle; the anchors bound it from above).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub committed_at_ms: Option<u64>,
     /// The C2SP tlog-proof of the leaf against a checkpoint of [`Bundle::checkpoints`].
     pub proof: String,
+    /// Height of the block that appended the leaf (one of [`Bundle::blocks`]): its
+    /// time is the entry's committed time.
+    pub block_height: u64,
+    /// RFC 9162 inclusion proof of the leaf in the tree that block's header commits to.
+    pub block_proof: Vec<Sha256Hash>,
 }
 
 /// A consistency proof between two checkpoints of the bundle.
@@ -223,6 +225,9 @@ pub struct Bundle {
     pub genesis: Genesis,
     /// Cosigned C2SP checkpoint notes, ascending tree size.
     pub checkpoints: Vec<String>,
+    /// The blocks that appended the entries, ascending height: they prove committed
+    /// times.
+    pub blocks: Vec<BundleBlock>,
     /// The envelopes, ascending leaf index.
     pub entries: Vec<BundleEntry>,
     /// Consistency proofs linking the checkpoints.
@@ -278,6 +283,11 @@ pub enum Item {
         /// Position in `checkpoints`.
         position: usize,
     },
+    /// The block at position `position` of `blocks`.
+    Block {
+        /// Position in `blocks`.
+        position: usize,
+    },
     /// The entry for leaf `leaf_index`.
     Entry {
         /// Its leaf index.
@@ -308,6 +318,7 @@ impl fmt::Display for Item {
             Item::Bundle => f.write_str("bundle"),
             Item::Genesis => f.write_str("genesis"),
             Item::Checkpoint { position } => write!(f, "checkpoints[{position}]"),
+            Item::Block { position } => write!(f, "blocks[{position}]"),
             Item::Entry { leaf_index } => write!(f, "entry {leaf_index}"),
             Item::Consistency { old_size, new_size } => {
                 write!(f, "consistency {old_size} -> {new_size}")
@@ -391,6 +402,34 @@ pub enum Failure {
     /// A consistency proof does not verify.
     #[error("consistency proof is invalid: {0}")]
     ConsistencyInvalid(ProofError),
+    /// A block field does not decode.
+    #[error("block {field} does not decode: {reason}")]
+    BlockDecode {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Blocks are not in ascending, distinct height order.
+    #[error("block at height {height} follows height {previous}; blocks ascend, each once")]
+    BlockOrder {
+        /// This block's height.
+        height: u64,
+        /// The previous block's height.
+        previous: u64,
+    },
+    /// A block of another network.
+    #[error("block is of network {found:?}, not the genesis network")]
+    BlockNetwork {
+        /// Its network.
+        found: String,
+    },
+    /// The commit certificate does not finalize the block under the genesis validators.
+    #[error("block is not certified by the genesis validators: {0}")]
+    BlockCertificate(crate::block::BlockError),
+    /// The parent header is missing or not the block's parent.
+    #[error("block's parent does not check: {0}")]
+    BlockParent(String),
     /// Entries are not in ascending, distinct leaf order.
     #[error("entry follows leaf {previous}; entries must be in ascending leaf order, each once")]
     EntryOrder {
@@ -438,6 +477,25 @@ pub enum Failure {
         /// Its size.
         tree_size: u64,
     },
+    /// The entry names a block the bundle does not carry (or that did not verify).
+    #[error("no verified block at height {height} in the bundle")]
+    EntryBlockMissing {
+        /// The named height.
+        height: u64,
+    },
+    /// The named block did not append this leaf.
+    #[error("block {height} appended leaves {first}..{end}, not this one")]
+    BlockRange {
+        /// The block.
+        height: u64,
+        /// Its first leaf.
+        first: u64,
+        /// One past its last leaf.
+        end: u64,
+    },
+    /// The leaf is not in the tree the block's header commits to.
+    #[error("leaf is not in the log its block commits to: {0}")]
+    BlockInclusion(ProofError),
     /// The payload is not the one the envelope commits to.
     #[error("payload does not match the envelope: {0}")]
     Payload(PayloadMismatch),
@@ -502,6 +560,11 @@ impl Failure {
             Failure::ConflictingCheckpoints { .. } => "checkpoint-fork",
             Failure::CheckpointMissing { .. } => "checkpoint-present",
             Failure::ConsistencyInvalid(_) => "consistency",
+            Failure::BlockDecode { .. } => "block-decode",
+            Failure::BlockOrder { .. } => "block-order",
+            Failure::BlockNetwork { .. } => "block-network",
+            Failure::BlockCertificate(_) => "block-certificate",
+            Failure::BlockParent(_) => "block-parent",
             Failure::EntryOrder { .. } => "entry-order",
             Failure::Base64 { .. } => "base64",
             Failure::EnvelopeDecode(_) => "envelope-decode",
@@ -511,6 +574,9 @@ impl Failure {
             Failure::SignatureInvalid { .. } => "envelope-signature",
             Failure::Inclusion(_) => "inclusion",
             Failure::ProofCheckpointNotInBundle { .. } => "proof-checkpoint",
+            Failure::EntryBlockMissing { .. } => "entry-block",
+            Failure::BlockRange { .. } => "block-range",
+            Failure::BlockInclusion(_) => "block-inclusion",
             Failure::Payload(_) => "payload-digest",
             Failure::SequenceGap { .. } => "sequence-complete",
             Failure::ChainBroken { .. } => "sequence-chain",
@@ -681,8 +747,12 @@ pub fn check_anchor_facts(
     Ok(confirmations)
 }
 
+mod blocks;
 #[cfg(feature = "evm")]
 mod evm;
+
+pub use blocks::BundleBlock;
+use blocks::{DatedBlocks, check_blocks, check_entry_block};
 #[cfg(feature = "evm")]
 pub use evm::fetch_anchor_facts;
 
@@ -721,6 +791,10 @@ pub struct EntrySummary {
     pub client: OrgId,
     /// Whether its payload was present and matched.
     pub payload_checked: bool,
+    /// Height of the block that appended it.
+    pub block_height: u64,
+    /// Its committed time, proven by its block (ms since the epoch).
+    pub committed_at_ms: u64,
     /// Earliest verified anchor block time covering it (seconds since the epoch).
     pub anchored_before_s: Option<u64>,
 }
@@ -760,6 +834,7 @@ struct Verified {
     envelope: Envelope,
     leaf_hash: Sha256Hash,
     proof_size: u64,
+    committed_at: UnixMillis,
 }
 
 /// Verifies `bundle` as `docs/evidence-bundle.md` §4 prescribes, reporting every failed
@@ -780,7 +855,8 @@ pub fn verify(bundle: &Bundle, options: &VerifyOptions) -> Report {
     };
     let checkpoints = check_checkpoints(bundle, &policy, &mut report);
     let lineage = check_consistency(bundle, &checkpoints, &mut report);
-    let verified = check_entries(bundle, &policy, &checkpoints, &mut report);
+    let blocks = check_blocks(bundle, &mut report);
+    let verified = check_entries(bundle, &policy, &checkpoints, &blocks, &mut report);
     check_sequences(bundle, &verified, &mut report);
     let anchors = check_anchors(bundle, options, &checkpoints, &verified, &mut report);
     check_coverage(bundle, options, &verified, &lineage, &anchors, &mut report);
@@ -802,6 +878,7 @@ fn check_header(
     }
     for (what, count, max) in [
         ("entries", bundle.entries.len(), BUNDLE_ENTRIES_MAX),
+        ("blocks", bundle.blocks.len(), BUNDLE_ENTRIES_MAX),
         (
             "checkpoints",
             bundle.checkpoints.len(),
@@ -994,6 +1071,7 @@ fn check_entries(
     bundle: &Bundle,
     policy: &QuorumPolicy,
     checkpoints: &Checkpoints,
+    blocks: &DatedBlocks,
     report: &mut Report,
 ) -> BTreeMap<u64, Verified> {
     let mut membership = Membership::from_genesis(&bundle.genesis);
@@ -1010,9 +1088,9 @@ fn check_entries(
             }
         }
         previous = Some(entry.leaf_index);
-        match check_entry(entry, policy, checkpoints, &mut membership) {
+        match check_entry(entry, policy, checkpoints, blocks, &mut membership) {
             Ok((one, payload_checked)) => {
-                report.checks_passed += 5 + usize::from(payload_checked);
+                report.checks_passed += 6 + usize::from(payload_checked);
                 let message = &one.envelope.body;
                 report.entries.push(EntrySummary {
                     leaf_index: entry.leaf_index,
@@ -1022,6 +1100,8 @@ fn check_entries(
                     kind: message.kind.name(),
                     client: message.client.clone(),
                     payload_checked,
+                    block_height: entry.block_height,
+                    committed_at_ms: one.committed_at.0,
                     anchored_before_s: None,
                 });
                 verified.insert(entry.leaf_index, one);
@@ -1033,11 +1113,12 @@ fn check_entries(
 }
 
 /// One entry's own checks, in the order of the specification: decode, proof format and
-/// index, author permitted, signature, inclusion, payload.
+/// index, author permitted, signature, inclusion, block, payload.
 fn check_entry(
     entry: &BundleEntry,
     policy: &QuorumPolicy,
     checkpoints: &Checkpoints,
+    blocks: &DatedBlocks,
     membership: &mut Membership,
 ) -> Result<(Verified, bool), Failure> {
     let bytes = STANDARD
@@ -1086,6 +1167,13 @@ fn check_entry(
             tree_size: root.tree_size,
         });
     }
+    let committed_at = check_entry_block(
+        blocks,
+        entry.leaf_index,
+        &leaf_hash,
+        entry.block_height,
+        &entry.block_proof,
+    )?;
     let payload_checked = match &entry.payload {
         Some(encoded) => {
             let payload = STANDARD
@@ -1110,6 +1198,7 @@ fn check_entry(
             envelope,
             leaf_hash,
             proof_size: root.tree_size,
+            committed_at,
         },
         payload_checked,
     ))
@@ -1302,8 +1391,12 @@ pub trait LogSource {
     fn envelope(&self, index: u64) -> Result<Option<Envelope>, StorageError>;
     /// The payload of leaf `index`, if stored.
     fn payload(&self, index: u64) -> Result<Option<Vec<u8>>, StorageError>;
-    /// The committed (block) time of leaf `index`.
-    fn committed_at(&self, index: u64) -> Result<Option<UnixMillis>, StorageError>;
+    /// Height of the block that appended leaf `index`.
+    fn leaf_height(&self, index: u64) -> Result<Option<u64>, StorageError>;
+    /// The header of the block at `height`.
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, StorageError>;
+    /// The commit certificate of the block at `height`.
+    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StorageError>;
     /// The inclusion proof of `index` in the tree of `size`.
     fn inclusion_path(&self, index: u64, size: u64) -> Result<Vec<Sha256Hash>, StorageError>;
     /// The consistency proof from `old` to `new`.
@@ -1323,8 +1416,14 @@ impl<B: Backend> LogSource for Ledger<B> {
     fn payload(&self, index: u64) -> Result<Option<Vec<u8>>, StorageError> {
         Ledger::payload(self, index)
     }
-    fn committed_at(&self, index: u64) -> Result<Option<UnixMillis>, StorageError> {
-        self.leaf_time(index)
+    fn leaf_height(&self, index: u64) -> Result<Option<u64>, StorageError> {
+        Ledger::leaf_height(self, index)
+    }
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, StorageError> {
+        Ledger::header(self, height)
+    }
+    fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StorageError> {
+        Ledger::certificate(self, height)
     }
     fn inclusion_path(&self, index: u64, size: u64) -> Result<Vec<Sha256Hash>, StorageError> {
         Ok(self.inclusion_proof(index, size)?.path)
@@ -1381,6 +1480,9 @@ pub enum BuildError {
     /// A leaf does not exist.
     #[error("leaf {0} is not in the log")]
     MissingLeaf(u64),
+    /// A block (header or certificate) is not stored.
+    #[error("block {0} is not stored (header or commit certificate missing)")]
+    MissingBlock(u64),
     /// The leaves need more anchors than a bundle carries.
     #[error("export needs {count} anchors; at most {max} fit a bundle (narrow the time range)")]
     TooManyAnchors {
@@ -1492,7 +1594,17 @@ pub fn build<S: LogSource>(
         });
     }
     let mut entries = Vec::with_capacity(leaves.len());
+    let mut blocks: BTreeMap<u64, (BlockHeader, BundleBlock)> = BTreeMap::new();
     for index in leaves {
+        let height = source
+            .leaf_height(index)?
+            .ok_or(BuildError::MissingLeaf(index))?;
+        let log_size = match blocks.entry(height) {
+            std::collections::btree_map::Entry::Occupied(known) => known.get().0.log_size,
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(committed_block(source, height)?).0.log_size
+            }
+        };
         let envelope = source
             .envelope(index)?
             .ok_or(BuildError::MissingLeaf(index))?;
@@ -1510,8 +1622,9 @@ pub fn build<S: LogSource>(
             leaf_index: index,
             envelope: STANDARD.encode(envelope.leaf_bytes()),
             payload,
-            committed_at_ms: source.committed_at(index)?.map(|t| t.0),
             proof: proof.encode(),
+            block_height: height,
+            block_proof: source.inclusion_path(index, log_size)?,
         });
     }
     Ok(Bundle {
@@ -1522,10 +1635,31 @@ pub fn build<S: LogSource>(
         genesis_hash: genesis.hash(),
         genesis: genesis.clone(),
         checkpoints,
+        blocks: blocks.into_values().map(|(_, block)| block).collect(),
         entries,
         consistency,
         anchors,
     })
+}
+
+/// The block at `height` in bundle form, with its header for the caller.
+fn committed_block<S: LogSource>(
+    source: &S,
+    height: u64,
+) -> Result<(BlockHeader, BundleBlock), BuildError> {
+    let missing = || BuildError::MissingBlock(height);
+    let header = source.header(height)?.ok_or_else(missing)?;
+    let certificate = source.certificate(height)?.ok_or_else(missing)?;
+    let parent = match height {
+        1 => None,
+        _ => Some(
+            source
+                .header(height - 1)?
+                .ok_or(BuildError::MissingBlock(height - 1))?,
+        ),
+    };
+    let block = BundleBlock::new(&header, &certificate, parent.as_ref());
+    Ok((header, block))
 }
 
 fn checkpoint_text(tree_size: u64, note: Vec<u8>) -> Result<String, BuildError> {

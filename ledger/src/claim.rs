@@ -8,8 +8,7 @@
 //! the incident's reporting and containment deadlines were met under the versioned policy
 //! table; the client's collectors' messages are complete over the window (no sequence
 //! gaps, heartbeats present and never silent beyond twice their interval). Times of
-//! entries are the committed times the bundle reports (anchors bound them from above),
-//! falling back to the collector's `observed_at`.
+//! entries are committed times, proven by the certified blocks the bundle carries.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,7 +70,7 @@ pub struct CollectorStream {
 pub struct TimelineEvent {
     /// Leaf index.
     pub leaf_index: u64,
-    /// Time (committed, or observed when the bundle reports none), ms since the epoch.
+    /// Committed time (proven by its block), ms since the epoch.
     pub at_ms: u64,
     /// What happened.
     pub what: String,
@@ -377,22 +376,23 @@ pub fn verify_claim(
     })
 }
 
-/// Verified entries by leaf with their times (reported committed time, else
-/// `observed_at`).
+/// Verified entries by leaf with their committed times, proven by their blocks.
 fn verified_entries(bundle: &Bundle, report: &Report) -> BTreeMap<u64, (Envelope, u64)> {
     use base64::Engine as _;
-    let verified: std::collections::HashSet<u64> =
-        report.entries.iter().map(|e| e.leaf_index).collect();
+    let committed: BTreeMap<u64, u64> = report
+        .entries
+        .iter()
+        .map(|e| (e.leaf_index, e.committed_at_ms))
+        .collect();
     bundle
         .entries
         .iter()
-        .filter(|e| verified.contains(&e.leaf_index))
         .filter_map(|e| {
+            let at = *committed.get(&e.leaf_index)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(&e.envelope)
                 .ok()?;
             let envelope = Envelope::decode(&bytes).ok()?;
-            let at = e.committed_at_ms.unwrap_or(envelope.body.observed_at.0);
             Some((e.leaf_index, (envelope, at)))
         })
         .collect()

@@ -8,13 +8,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::ChainBuilder;
 use custos_ledger::anchor::{AnchorCalldata, AnchorError};
-use custos_ledger::block::Entry;
+use custos_ledger::block::{BlockError, BlockHeader, CommitCertificate, Entry};
 use custos_ledger::bundle::{
     self, AnchorFacts, BlockFacts, BuildRequest, Bundle, Failure, Hex32, Item, Scope,
     TransactionFacts, VerifyOptions,
 };
 use custos_ledger::c2sp::{Checkpoint, CosignatureSigner, KeyName, Note, QuorumError};
-use custos_ledger::codec::{Bytes, List, Text, encode};
+use custos_ledger::codec::{Bytes, List, Text, decode, encode};
 use custos_ledger::crypto::{KeyId, SecretKey, Signed};
 use custos_ledger::genesis::{ChainParams, Genesis, Organisation, cosigner_keys};
 use custos_ledger::hash::Sha256Hash;
@@ -318,6 +318,15 @@ fn a_bundle_built_from_the_ledger_verifies_offline_and_against_the_chain() {
         (7, 9)
     );
     assert_eq!(b.anchors[0].receipt_leaf_index, Some(7));
+    // The three blocks that appended them, each with its certificate and parent.
+    assert_eq!(b.blocks.len(), 3);
+    assert_eq!(
+        b.blocks
+            .iter()
+            .map(|b| b.parent.is_some())
+            .collect::<Vec<_>>(),
+        [false, true, true]
+    );
 
     let reread = Bundle::from_json(b.to_json().as_bytes()).unwrap();
     assert_eq!(&reread, b);
@@ -346,6 +355,18 @@ fn a_bundle_built_from_the_ledger_verifies_offline_and_against_the_chain() {
             entry.leaf_index
         );
         assert!(entry.payload_checked);
+        // Committed times are the certified block times, not what anyone reports.
+        let (height, time) = match entry.leaf_index {
+            0..=1 => (1, 1_000),
+            2..=6 => (2, 2_000),
+            _ => (3, 6_000),
+        };
+        assert_eq!(
+            (entry.block_height, entry.committed_at_ms),
+            (height, time),
+            "leaf {}",
+            entry.leaf_index
+        );
     }
     assert_eq!(
         report
@@ -391,6 +412,28 @@ fn alter_note(bundle: &mut Bundle, position: usize, change: impl FnOnce(&mut Vec
         .collect();
     change(&mut lines);
     bundle.checkpoints[position] = lines.join("\n");
+}
+
+/// Decodes block `position`'s header, lets `change` alter it, and writes it back.
+fn alter_header(bundle: &mut Bundle, position: usize, change: impl FnOnce(&mut BlockHeader)) {
+    let block = &mut bundle.blocks[position];
+    let mut header: BlockHeader =
+        decode(&STANDARD.decode(&block.header).unwrap(), usize::MAX).unwrap();
+    change(&mut header);
+    block.header = STANDARD.encode(encode(&header));
+}
+
+/// Decodes block `position`'s certificate, lets `change` alter it, and writes it back.
+fn alter_certificate(
+    bundle: &mut Bundle,
+    position: usize,
+    change: impl FnOnce(&mut CommitCertificate),
+) {
+    let block = &mut bundle.blocks[position];
+    let mut certificate: CommitCertificate =
+        decode(&STANDARD.decode(&block.certificate).unwrap(), usize::MAX).unwrap();
+    change(&mut certificate);
+    block.certificate = STANDARD.encode(encode(&certificate));
 }
 
 /// Index of the first signature line of a note split into lines.
@@ -812,6 +855,149 @@ fn cases() -> Vec<Case> {
             "base64",
             |f| matches!(f, Failure::Base64 { field: "envelope" }),
             |b, _, _| entry_mut(b, 6).envelope.push('!'),
+        ),
+        case(
+            "block time moved earlier (header re-encoded)",
+            Item::Block { position: 1 },
+            "block-certificate",
+            |f| {
+                matches!(
+                    f,
+                    Failure::BlockCertificate(BlockError::CertificateForOtherBlock { .. })
+                )
+            },
+            |b, _, _| alter_header(b, 1, |h| h.time = UnixMillis(1_500)),
+        ),
+        case(
+            "block of another network",
+            Item::Block { position: 0 },
+            "block-network",
+            |f| matches!(f, Failure::BlockNetwork { found } if found == "other-net"),
+            |b, _, _| alter_header(b, 0, |h| h.network = Text::new("other-net").unwrap()),
+        ),
+        case(
+            "commit certificate below the quorum",
+            Item::Block { position: 1 },
+            "block-certificate",
+            |f| {
+                matches!(
+                    f,
+                    Failure::BlockCertificate(BlockError::InsufficientPower {
+                        signed: 2,
+                        needed: 3,
+                        ..
+                    })
+                )
+            },
+            |b, _, _| {
+                alter_certificate(b, 1, |c| {
+                    let mut signatures = c.signatures.clone().into_vec();
+                    signatures.pop();
+                    c.signatures = List::new(signatures).unwrap();
+                })
+            },
+        ),
+        case(
+            "forged precommit signature",
+            Item::Block { position: 2 },
+            "block-certificate",
+            |f| {
+                matches!(
+                    f,
+                    Failure::BlockCertificate(BlockError::BadSignature { .. })
+                )
+            },
+            |b, _, _| {
+                alter_certificate(b, 2, |c| {
+                    let mut signatures = c.signatures.clone().into_vec();
+                    signatures[1].signature.0[5] ^= 1;
+                    c.signatures = List::new(signatures).unwrap();
+                })
+            },
+        ),
+        case(
+            "certificate not base64",
+            Item::Block { position: 0 },
+            "base64",
+            |f| {
+                matches!(
+                    f,
+                    Failure::Base64 {
+                        field: "certificate"
+                    }
+                )
+            },
+            |b, _, _| b.blocks[0].certificate.push('!'),
+        ),
+        case(
+            "parent header of another block",
+            Item::Block { position: 2 },
+            "block-parent",
+            |f| matches!(f, Failure::BlockParent(reason) if reason.contains("header names")),
+            |b, _, _| b.blocks[2].parent = Some(b.blocks[0].header.clone()),
+        ),
+        case(
+            "parent header left out",
+            Item::Block { position: 1 },
+            "block-parent",
+            |f| matches!(f, Failure::BlockParent(reason) if reason.contains("no parent header")),
+            |b, _, _| b.blocks[1].parent = None,
+        ),
+        case(
+            "blocks reordered",
+            Item::Block { position: 1 },
+            "block-order",
+            |f| {
+                matches!(
+                    f,
+                    Failure::BlockOrder {
+                        height: 1,
+                        previous: 2
+                    }
+                )
+            },
+            |b, _, _| b.blocks.swap(0, 1),
+        ),
+        case(
+            "entry's block left out",
+            entry(7),
+            "entry-block",
+            |f| matches!(f, Failure::EntryBlockMissing { height: 3 }),
+            |b, _, _| {
+                b.blocks.pop();
+            },
+        ),
+        case(
+            "entry dated by an earlier block",
+            entry(7),
+            "block-range",
+            |f| {
+                matches!(
+                    f,
+                    Failure::BlockRange {
+                        height: 2,
+                        first: 2,
+                        end: 7
+                    }
+                )
+            },
+            |b, _, _| entry_mut(b, 7).block_height = 2,
+        ),
+        case(
+            "block proof truncated",
+            entry(3),
+            "block-inclusion",
+            |f| matches!(f, Failure::BlockInclusion(_)),
+            |b, _, _| {
+                entry_mut(b, 3).block_proof.pop();
+            },
+        ),
+        case(
+            "block proof of another leaf",
+            entry(4),
+            "block-inclusion",
+            |f| matches!(f, Failure::BlockInclusion(_)),
+            |b, _, _| entry_mut(b, 4).block_proof = entry_mut(b, 5).block_proof.clone(),
         ),
         case(
             "unsupported version",

@@ -10,7 +10,7 @@ use custos_ledger::bundle::{self, BuildError, BuildRequest, Bundle, Report, Scop
 use custos_ledger::claim::{self, ClaimVerdict};
 use custos_ledger::genesis::Genesis;
 use custos_ledger::hash::Sha256Hash;
-use custos_ledger::incident::PolicyTable;
+use custos_ledger::incident::{PolicyTable, rfc3339_utc};
 use custos_ledger::message::{IncidentAction, InsuranceEvent, Kind, OrgId, UnixMillis};
 use custos_ledger::storage::Backend;
 use custos_rpc::token::{Caller, may_read};
@@ -504,12 +504,21 @@ pub fn readable(path: &std::path::Path, report: &Report) -> String {
         let anchored = entry
             .anchored_before_s
             .map_or("not anchored".to_string(), |s| {
-                format!("existed before {s} s (anchor block time)")
+                format!(
+                    "existed before {} (anchor block)",
+                    rfc3339_utc(UnixMillis(s.saturating_mul(1000)))
+                )
             });
         let _ = writeln!(
             out,
-            "ok   leaf {} {} by {} seq {} client {}: {anchored}",
-            entry.leaf_index, entry.kind, entry.author, entry.sequence, entry.client
+            "ok   leaf {} {} by {} seq {} client {}: committed {} (block {}); {anchored}",
+            entry.leaf_index,
+            entry.kind,
+            entry.author,
+            entry.sequence,
+            entry.client,
+            rfc3339_utc(UnixMillis(entry.committed_at_ms)),
+            entry.block_height
         );
     }
     out

@@ -290,6 +290,24 @@ async fn an_incident_bundle_is_exported_verified_offline_and_on_anvil_and_tamper
     assert!(ok, "{report:#}");
     assert_eq!(report["checked_on_chain"], true);
     assert_eq!(report["anchors_verified"], serde_json::json!([0]));
+    // Committed times are proven by the blocks the bundle carries: each is the time of the
+    // block another validator serves at that height, and the leaf is one of its leaves.
+    let entries = report["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), bundle.entries.len());
+    for entry in entries {
+        let height = entry["block_height"].as_u64().unwrap();
+        let block = net.validators[2].client().get_block(height).await.unwrap();
+        assert_eq!(
+            entry["committed_at_ms"].as_u64(),
+            Some(block.header.time.0),
+            "{entry}"
+        );
+        let leaf = entry["leaf_index"].as_u64().unwrap();
+        assert!(
+            (block.first_leaf..block.header.log_size).contains(&leaf),
+            "{entry}"
+        );
+    }
     let readable = custos(
         dir,
         &["verify", path.to_str().unwrap(), "--evm-rpc", &anvil.url],

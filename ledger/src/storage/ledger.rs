@@ -5,7 +5,9 @@ use std::sync::RwLock;
 use borsh::{BorshDeserialize, BorshSerialize};
 
 use super::backend::{Backend, BackendError, Column, WriteBatch};
-use crate::block::{Block, BlockBody, BlockError, BlockHeader, BlockId, CommittedBlock};
+use crate::block::{
+    Block, BlockBody, BlockError, BlockHeader, BlockId, CommitCertificate, CommittedBlock,
+};
 use crate::codec::{DecodeError, List, decode, encode};
 use crate::crypto::KeyId;
 use crate::hash::{Blake3Hash, Sha256Hash};
@@ -460,20 +462,24 @@ impl<B: Backend> Ledger<B> {
         Ok(self.stored_header(height)?.map(|s| s.header))
     }
 
+    /// The commit certificate that finalized the block at `height`.
+    pub fn certificate(&self, height: u64) -> Result<Option<CommitCertificate>, StorageError> {
+        self.backend
+            .get(Column::Certificates, &be(height))?
+            .map(|bytes| {
+                decode(&bytes, MAX_CONSENSUS_MESSAGE_BYTES).map_err(corrupt("commit certificate"))
+            })
+            .transpose()
+    }
+
     /// The block at `height` with its commit certificate, reassembled from the log.
     pub fn block(&self, height: u64) -> Result<Option<CommittedBlock>, StorageError> {
         let Some(stored) = self.stored_header(height)? else {
             return Ok(None);
         };
-        let certificate = self
-            .backend
-            .get(Column::Certificates, &be(height))?
-            .ok_or_else(|| {
-                StorageError::Inconsistent(format!("block {height} has no commit certificate"))
-            })
-            .and_then(|bytes| {
-                decode(&bytes, MAX_CONSENSUS_MESSAGE_BYTES).map_err(corrupt("commit certificate"))
-            })?;
+        let certificate = self.certificate(height)?.ok_or_else(|| {
+            StorageError::Inconsistent(format!("block {height} has no commit certificate"))
+        })?;
         let mut entries = Vec::with_capacity(
             usize::try_from(stored.leaf_count)
                 .map_or(0, |n| n.min(crate::limits::MAX_BLOCK_MESSAGES)),

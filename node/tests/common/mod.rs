@@ -49,7 +49,7 @@ pub fn free_port() -> u16 {
             n < SPAN,
             "no free loopback port left below the ephemeral range"
         );
-        let port = (LOW + (start + n) % SPAN) as u16;
+        let port = u16::try_from(LOW + (start + n) % SPAN).expect("below 32,000");
         if TcpListener::bind(("127.0.0.1", port)).is_ok()
             && UdpSocket::bind(("127.0.0.1", port)).is_ok()
         {
