@@ -8,16 +8,19 @@
 #   scripts/bench.sh            the full run (a few minutes)
 #   scripts/bench.sh --quick    a short run, under a minute of measuring
 #   scripts/bench.sh --keep     also keep the validators' folders for inspection
+#   scripts/bench.sh --profile  also profile the validators with perf during saturation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for arg in "$@"; do
   case "$arg" in
-    --quick|--keep) ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --quick|--keep|--profile) ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
-scripts/setup.sh >&2
+setup=()
+for arg in "$@"; do [ "$arg" = --profile ] && setup+=(--perf); done
+scripts/setup.sh "${setup[@]}" >&2
 target="${CARGO_TARGET_DIR:-target}"
 echo "bench: building custos and the bench (release)" >&2
 cargo build --release -p custos-node --bin custos -p custos-tests --bin bench >&2

@@ -4,13 +4,16 @@
 #
 #   scripts/setup.sh           build and test prerequisites
 #   scripts/setup.sh --anvil   also the local EVM chain (anvil) used by the testnet
+#   scripts/setup.sh --perf    also perf, for `scripts/bench.sh --profile`
 set -euo pipefail
 
 want_anvil=0
+want_perf=0
 for arg in "$@"; do
   case "$arg" in
     --anvil) want_anvil=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --perf) want_perf=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,6 +63,17 @@ if ! grep -qx 'Version: 3.2.0' <<<"$installed"; then
   mkdir -p "$root/.tools"
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check stix2-validator==3.2.0
+fi
+# The independent Python bundle verifier (node/tests/python/verify_bundle.py), written
+# from docs/evidence-bundle.md alone, needs Ed25519 and BLAKE3.
+if ! "$venv/bin/python" -c 'import blake3, cryptography' 2>/dev/null; then
+  say "installing cryptography and blake3 into .tools/venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: \
+    cryptography==50.0.2 blake3==1.0.11
+fi
+
+if [ "$want_perf" -eq 1 ] && ! command -v perf >/dev/null 2>&1; then
+  apt_install linux-perf
 fi
 
 if [ "$want_anvil" -eq 1 ]; then

@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod net;
+pub mod profile;
 pub mod report;
 
 use std::collections::HashMap;
@@ -44,6 +45,9 @@ pub struct Plan {
     pub probe_s: u64,
     /// Seconds a validator stays down (under load) before its catch-up is timed.
     pub down_s: u64,
+    /// Where to write a `perf` profile of the validators during the saturation run, if
+    /// one is wanted.
+    pub profile: Option<PathBuf>,
 }
 
 impl Plan {
@@ -60,6 +64,7 @@ impl Plan {
             saturation_s: 60,
             probe_s: 3,
             down_s: 10,
+            profile: None,
         }
     }
 
@@ -332,6 +337,13 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     // Saturation: every collector sends as fast as the network admits.
     progress(&format!("saturating for {} s", plan.saturation_s));
     let cpu_before = run.running_cpu()?;
+    let recording = match &plan.profile {
+        Some(data) => {
+            let pids: Vec<u32> = run.validators.iter().filter_map(Validator::pid).collect();
+            Some(profile::record(&pids, plan.saturation_s, data)?)
+        }
+        None => None,
+    };
     let (sent, start, end) = run
         .offer(
             SATURATION_SUPPLY_PER_S,
@@ -340,6 +352,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         )
         .await?;
     let cpu_after = run.running_cpu()?;
+    let profile = recording.map(profile::Recording::finish).transpose()?;
     let hashes: Vec<_> = sent.iter().map(|(h, _)| *h).collect();
     // Offered faster than the network commits, the mempools fill and the network commits
     // at its capacity until they drain: the sustained rate is everything the run admitted
@@ -466,6 +479,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         rejoin_s,
         levels,
         saturation_s: plan.saturation_s,
+        profile,
     })
 }
 

@@ -77,6 +77,9 @@ pub struct Report {
     pub levels: Vec<Level>,
     /// Length of the saturation run.
     pub saturation_s: u64,
+    /// Where the validators' time went in the saturation run (with `--profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<super::profile::Profile>,
 }
 
 impl Report {
@@ -162,6 +165,9 @@ impl Report {
                 "| {} | {:.0} | {:.0} | {:.0} | {} |\n",
                 l.offered_msgs_per_s, l.committed_msgs_per_s, l.p50_ms, l.p99_ms, l.missing
             ));
+        }
+        if let Some(profile) = &self.profile {
+            out.push_str(&profile.markdown());
         }
         out
     }

@@ -35,6 +35,10 @@ struct Args {
     /// Keep the validators' folders (in the results folder) for inspection.
     #[arg(long)]
     keep: bool,
+    /// Profile the validators with `perf` during the saturation run; the summary joins
+    /// the results and the raw data is kept as `perf-<time>.data`.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,11 +48,15 @@ fn main() -> anyhow::Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("bench-network-")
         .tempdir_in(&args.out)?;
-    let plan = if args.quick {
+    let mut plan = if args.quick {
         Plan::quick(args.custos.clone(), scratch.path().to_path_buf())
     } else {
         Plan::full(args.custos.clone(), scratch.path().to_path_buf())
     };
+    let stamp = custos_node::runtime::now_ms().0 / 1000;
+    if args.profile {
+        plan.profile = Some(args.out.join(format!("perf-{stamp}.data")));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -58,7 +66,6 @@ fn main() -> anyhow::Result<()> {
         let kept = scratch.keep();
         eprintln!("bench: validator folders kept in {}", kept.display());
     }
-    let stamp = custos_node::runtime::now_ms().0 / 1000;
     let markdown = report.markdown();
     let json = report.json_line()?;
     std::fs::write(args.out.join(format!("bench-{stamp}.md")), &markdown)?;
