@@ -677,9 +677,8 @@ pub struct BlockFacts {
     pub time_s: u64,
 }
 
-/// Judges what the chain says about `receipt`, which anchors `checkpoint`: the same
-/// checks as [`crate::anchor::verify_on_chain`], in the same order. Returns the
-/// confirmations.
+/// Judges what the chain says about `receipt`, which anchors `checkpoint` (also for
+/// [`crate::anchor::verify_on_chain`]). Returns the confirmations.
 pub fn check_anchor_facts(
     receipt: &AnchorReceipt,
     checkpoint: &Checkpoint,
