@@ -11,7 +11,9 @@ use custos_ledger::block::CommittedBlock;
 use custos_ledger::codec::{Bytes, Text};
 use custos_ledger::hash::{Blake3Hash, Sha256Hash};
 use custos_ledger::message::{Kind, UnixMillis};
-use custos_ledger::storage::{Backend, Ledger, MemoryBackend, RocksBackend, StorageError};
+use custos_ledger::storage::{
+    Backend, CACHED_LEVEL_MIN, Column, Ledger, MemoryBackend, RocksBackend, StorageError,
+};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -117,6 +119,22 @@ fn blocks_roots_proofs_and_indexes_survive_reopen() {
                 .is_none()
         );
     }
+}
+
+/// Merkle levels below the cached ones are computed from the envelopes, never stored, and
+/// every proof and root above (checked by `check_ledger`) still holds.
+#[test]
+fn low_merkle_levels_are_not_stored() {
+    let ledger = Ledger::open(MemoryBackend::new()).unwrap();
+    let blocks = build_chain(&ledger, &mut ChainBuilder::new(3, 10), 40);
+    check_ledger(&ledger, &blocks);
+    let stored = ledger
+        .backend()
+        .scan(Column::Nodes, &[0], &[u8::MAX], usize::MAX)
+        .unwrap();
+    assert!(!stored.is_empty(), "levels 4 and up are stored");
+    let lowest = stored.iter().map(|(key, _)| key[0]).min().unwrap();
+    assert_eq!(lowest, CACHED_LEVEL_MIN);
 }
 
 #[test]
