@@ -9,7 +9,7 @@ use std::time::Instant;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::merkle::{self, hash_leaf, inclusion_proof};
-use custos_ledger::storage::{Backend, RocksBackend, StoredNodes, UpperNodes, WriteBatch};
+use custos_ledger::storage::{Backend, Column, RocksBackend, StoredNodes, UpperNodes, WriteBatch};
 
 const TREE_LEAVES: u64 = 1_000_000;
 const BLOCK_LEAVES: u64 = 10_000;
@@ -18,11 +18,15 @@ fn leaf(i: u64) -> Sha256Hash {
     hash_leaf(&i.to_le_bytes())
 }
 
-/// Appends `count` leaves after `size` and writes their nodes in one synced batch.
+/// Appends `count` leaves after `size` and writes their bytes (where the ledger keeps
+/// envelopes, from which levels 0-3 are computed) and their nodes in one synced batch.
 fn append_persisted(backend: &RocksBackend, size: u64, count: u64) -> u64 {
     let leaves: Vec<Sha256Hash> = (size..size + count).map(leaf).collect();
     let appended = merkle::append(&StoredNodes::new(backend, size), size, &leaves).unwrap();
     let mut batch = WriteBatch::new();
+    for i in size..size + count {
+        batch.put(Column::Envelopes, i.to_be_bytes(), i.to_le_bytes());
+    }
     StoredNodes::<RocksBackend>::write_appended(&mut batch, &appended);
     backend.write(batch).unwrap();
     appended.root.tree_size
@@ -57,7 +61,8 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    // As the ledger reads them: upper levels from memory, the rest from RocksDB.
+    // As the ledger reads them: levels 4 and up from memory, levels 0-3 computed from the
+    // leaves' bytes in RocksDB.
     let upper = UpperNodes::load(&backend).unwrap();
     let nodes = StoredNodes::with_cache(&backend, TREE_LEAVES, &upper);
     let root = merkle::root(&nodes, TREE_LEAVES).unwrap();

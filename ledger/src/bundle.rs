@@ -35,7 +35,7 @@ use crate::storage::{Backend, Ledger, StorageError};
 pub const BUNDLE_FORMAT: &str = "custos-evidence-bundle";
 
 /// The bundle version this code writes and reads.
-pub const BUNDLE_VERSION: u32 = 1;
+pub const BUNDLE_VERSION: u32 = 2;
 
 /// Largest bundle file read: 1 GiB holds a thousand maximal (1 MiB) payloads with room
 /// for proofs; a larger export is split by time range.
@@ -207,7 +207,7 @@ impl BundleAnchor {
     }
 }
 
-/// An evidence bundle, version 1 (`docs/evidence-bundle.md`).
+/// An evidence bundle, version 2 (`docs/evidence-bundle.md`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
@@ -247,6 +247,15 @@ pub enum BundleReadError {
         /// The limit.
         max: usize,
     },
+    /// An evidence bundle of a version this code does not read.
+    #[error(
+        "evidence bundle version {found} is not supported; this verifier reads version 2 \
+         (version 1 bundles carry no block proofs of committed times: export them again)"
+    )]
+    Version {
+        /// The version the file says.
+        found: u64,
+    },
     /// Not JSON of the bundle's shape.
     #[error("not an evidence bundle: {0}")]
     Json(#[from] serde_json::Error),
@@ -261,7 +270,26 @@ impl Bundle {
                 max: BUNDLE_BYTES_MAX,
             });
         }
-        Ok(serde_json::from_slice(bytes)?)
+        serde_json::from_slice(bytes).map_err(|error| {
+            // A bundle of another version has another shape: say which version it is
+            // rather than which member the shape lacks.
+            #[derive(Deserialize)]
+            struct Head {
+                format: String,
+                version: u64,
+            }
+            match serde_json::from_slice::<Head>(bytes) {
+                Ok(head)
+                    if head.format == BUNDLE_FORMAT
+                        && head.version != u64::from(BUNDLE_VERSION) =>
+                {
+                    BundleReadError::Version {
+                        found: head.version,
+                    }
+                }
+                _ => BundleReadError::Json(error),
+            }
+        })
     }
 
     /// The bundle as pretty-printed JSON.
@@ -336,7 +364,7 @@ pub enum Failure {
     #[error("format is {0:?}; an evidence bundle says \"custos-evidence-bundle\"")]
     Format(String),
     /// A version this verifier does not implement.
-    #[error("bundle version {0} is not supported; this verifier reads version 1")]
+    #[error("bundle version {0} is not supported; this verifier reads version 2")]
     Version(u32),
     /// A list exceeds its limit.
     #[error("bundle has {count} {what}; at most {max} are accepted")]
@@ -713,8 +741,15 @@ pub fn check_anchor_facts(
             origin_hash: carried.origin_hash,
         });
     }
-    if tx.succeeded != Some(true) {
-        return Err(AnchorError::TransactionFailed);
+    match tx.succeeded {
+        Some(true) => {}
+        Some(false) => return Err(AnchorError::TransactionFailed),
+        // Mined, but the endpoint has no receipt for it (yet): not proven included.
+        None => {
+            return Err(AnchorError::TransactionMissing {
+                tx_hash: hex::encode(receipt.tx_hash),
+            });
+        }
     }
     let receipt_hash = hex::encode(receipt.block_hash);
     let block = facts.block.as_ref().ok_or_else(|| AnchorError::BlockHash {

@@ -759,6 +759,17 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "anchor transaction without a receipt",
+            Item::Anchor { position: 0 },
+            "anchor-transaction",
+            |f| matches!(f, Failure::Anchor(AnchorError::TransactionMissing { .. })),
+            |_, o, fx| {
+                let mut facts = fx.facts.clone();
+                facts.transaction.as_mut().unwrap().succeeded = None;
+                o.chain = Some(vec![Ok(facts)]);
+            },
+        ),
+        case(
             "anchor transaction reverted",
             Item::Anchor { position: 0 },
             "anchor-transaction-status",
@@ -1003,8 +1014,8 @@ fn cases() -> Vec<Case> {
             "unsupported version",
             Item::Bundle,
             "version",
-            |f| matches!(f, Failure::Version(2)),
-            |b, _, _| b.version = 2,
+            |f| matches!(f, Failure::Version(3)),
+            |b, _, _| b.version = 3,
         ),
     ]
 }
@@ -1037,6 +1048,33 @@ fn every_tampering_is_detected_with_its_reason() {
         assert_eq!(first.failure.check(), case.check, "{}: {first}", case.name);
         assert!((case.reason)(&first.failure), "{}: {first}", case.name);
     }
+}
+
+/// A version 1 bundle (no blocks; unproven committed times) is refused with its version
+/// named, not with the member its shape lacks; a file that is no bundle says what it is.
+#[test]
+fn an_older_bundle_version_is_named_when_refused() {
+    let f = fixture(false);
+    let mut old: serde_json::Value = serde_json::from_str(&f.bundle.to_json()).unwrap();
+    old["version"] = 1.into();
+    old.as_object_mut().unwrap().remove("blocks");
+    for entry in old["entries"].as_array_mut().unwrap() {
+        let entry = entry.as_object_mut().unwrap();
+        entry.remove("block_height");
+        entry.remove("block_proof");
+        entry.insert("committed_at_ms".into(), 2_000.into());
+    }
+    let refused = Bundle::from_json(old.to_string().as_bytes()).unwrap_err();
+    assert!(
+        matches!(refused, bundle::BundleReadError::Version { found: 1 }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("reads version 2"), "{refused}");
+    let not_a_bundle = Bundle::from_json(br#"{"format": "x", "version": 1}"#).unwrap_err();
+    assert!(
+        matches!(not_a_bundle, bundle::BundleReadError::Json(_)),
+        "{not_a_bundle}"
+    );
 }
 
 #[test]

@@ -92,7 +92,18 @@ fn check_block(
     block: &BundleBlock,
     previous: Option<u64>,
 ) -> Result<(u64, DatedBlock), Failure> {
+    // Step 11: every field decodes before anything is judged.
     let header: BlockHeader = decode_field(&block.header, "header", MAX_ENVELOPE_BYTES)?;
+    let certificate: CommitCertificate = decode_field(
+        &block.certificate,
+        "certificate",
+        MAX_CONSENSUS_MESSAGE_BYTES,
+    )?;
+    let parent: Option<BlockHeader> = block
+        .parent
+        .as_deref()
+        .map(|encoded| decode_field(encoded, "parent", MAX_ENVELOPE_BYTES))
+        .transpose()?;
     if let Some(previous) = previous {
         if header.height <= previous {
             return Err(Failure::BlockOrder {
@@ -107,17 +118,12 @@ fn check_block(
             found: header.network.to_string(),
         });
     }
-    let certificate: CommitCertificate = decode_field(
-        &block.certificate,
-        "certificate",
-        MAX_CONSENSUS_MESSAGE_BYTES,
-    )?;
     bundle
         .genesis
         .validators
         .verify_commit(network, header.height, &header.id(), &certificate)
         .map_err(Failure::BlockCertificate)?;
-    let first_leaf = match (&block.parent, header.height) {
+    let first_leaf = match (parent, header.height) {
         (None, 1) if header.parent == Blake3Hash::ZERO => 0,
         (None, 1) => {
             return Err(Failure::BlockParent(
@@ -135,8 +141,7 @@ fn check_block(
                 "block at height 1 has no parent, but one is carried".into(),
             ));
         }
-        (Some(encoded), _) => {
-            let parent: BlockHeader = decode_field(encoded, "parent", MAX_ENVELOPE_BYTES)?;
+        (Some(parent), _) => {
             if parent.id() != header.parent {
                 return Err(Failure::BlockParent(format!(
                     "the carried parent's id is {}, but the header names {}",

@@ -210,10 +210,10 @@ fn parse_incident_entry(key: &[u8], value: &[u8]) -> Result<IncidentEntry, Stora
 
 /// The lowest Merkle level kept in memory, and the lowest stored. Levels at and above it
 /// hold about one node per 8 leaves in all (4 bytes of memory per leaf: 4 MB per million
-/// messages). Levels 0 to 3 are not stored: a node there is the hash of at most 16
-/// consecutive leaves, computed from their envelopes, which a proof reads in one short
-/// range of the envelope column. That keeps about 68 bytes per message (1.9 hashes and
-/// their keys) off the disk.
+/// messages). Levels 0 to 3 are not stored: a node there is the hash of at most 8
+/// consecutive leaves, computed from their envelopes (a proof reads at most 15 nearby
+/// envelopes in one sorted multi-get). That keeps about 1.9 hashes and their keys per
+/// message off the disk.
 pub const CACHED_LEVEL_MIN: u8 = 4;
 
 /// Merkle node hashes of the upper levels, in memory. Nodes of one level complete in index

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent offline verifier for Custos evidence bundles, version 1.
+"""Independent offline verifier for Custos evidence bundles, version 2.
 
 Written from docs/evidence-bundle.md alone (plus the public C2SP signed-note,
 tlog-checkpoint, tlog-cosignature/v1 and tlog-proof specs and RFC 9162 / RFC 8032),
@@ -419,13 +419,13 @@ class Verifier:
         b = self.b
         def stop(check, reason):
             e = Bad(check, reason); e.item = "bundle"; raise e
+        if b.get("format") != "custos-evidence-bundle":
+            stop("format", f"format is {b.get('format')!r}")
+        if b.get("version") != 2 or type(b.get("version")) is not int:
+            stop("version", f"version is {b.get('version')!r}; this verifier reads version 2")
         if set(b) != MEMBERS:
             stop("format", f"members differ: extra {sorted(set(b) - MEMBERS)}, "
                            f"missing {sorted(MEMBERS - set(b))}")
-        if b["format"] != "custos-evidence-bundle":
-            stop("format", f"format is {b['format']!r}")
-        if b["version"] != 1 or type(b["version"]) is not int:
-            stop("version", f"version is {b['version']!r}")
         for k, n in LIMITS.items():
             if not isinstance(b[k], list) or len(b[k]) > n:
                 stop("limits", f"{k} is not a list of at most {n}")
@@ -524,29 +524,29 @@ class Verifier:
             try:
                 h = decode_header(b64(blk["header"]))
                 c = decode_certificate(b64(blk["certificate"]))
-                p = decode_header(b64(blk["parent"])) if "parent" in blk else None
+                parent = blk.get("parent")  # JSON null is the same as absent
+                p = decode_header(b64(parent)) if parent is not None else None
             except Bad as e:
                 self.fail(item, e.check, e.reason)
                 continue
-            ok = True
+            # Steps 12-15 in order; the first failure ends the block (section 4).
             if h["height"] <= prev_height:
-                ok = False
                 self.fail(item, "block-order", f"height {h['height']} after {prev_height}")
-            prev_height = max(prev_height, h["height"])
+                continue
             if h["network"] != self.b["genesis"]["network"]:
-                ok = False
                 self.fail(item, "block-network", f"network {h['network']!r}")
+                continue
             reason = self.certificate_reason(h, c, total)
             if reason:
-                ok = False
                 self.fail(item, "block-certificate", reason)
+                continue
             reason = parent_reason(h, p)
             if reason:
-                ok = False
                 self.fail(item, "block-parent", reason)
-            if ok:
-                h["first_leaf"] = p["log_size"] if p else 0
-                self.blocks[h["height"]] = h
+                continue
+            prev_height = h["height"]  # the last verified block (step 12)
+            h["first_leaf"] = p["log_size"] if p else 0
+            self.blocks[h["height"]] = h
 
     def certificate_reason(self, h, c, total):
         if c["height"] != h["height"] or c["block"] != h["id"]:
@@ -581,8 +581,10 @@ class Verifier:
                 self.entry(e, errors)
             except Bad as x:
                 errors.append((x.check, x.reason))
-            for check, reason in errors:
-                self.fail(item, check, reason)
+            # Checks are gathered in the order of section 4.6; the first failure ends
+            # the entry and is the one reported (section 4).
+            if errors:
+                self.fail(item, *errors[0])
 
     def entry(self, e, errors):
         li = e["leaf_index"]
