@@ -403,7 +403,25 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<serde_json::Value> {
 /// `custos verify`: checks an evidence bundle.
 #[derive(Debug, clap::Args)]
 pub struct VerifyBundleArgs {
-    /// The bundle file.
+    #[command(flatten)]
+    trust: BundleTrust,
+    /// Every entry must be anchored in a public block at or before this time (ms since
+    /// the epoch), e.g. a claim's time.
+    #[arg(long)]
+    anchored_by_ms: Option<u64>,
+    /// Every entry must be anchored.
+    #[arg(long)]
+    require_anchor: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The bundle file and what verifying it trusts: `custos verify` and `custos claim
+/// verify` take the same.
+#[derive(Debug, clap::Args)]
+struct BundleTrust {
+    /// The evidence bundle file.
     bundle: PathBuf,
     /// Also check every anchor on this EVM JSON-RPC endpoint.
     #[arg(long = "evm-rpc")]
@@ -414,32 +432,23 @@ pub struct VerifyBundleArgs {
     /// The trusted genesis hash (hex), instead of --genesis.
     #[arg(long, value_parser = parse_hash)]
     genesis_hash: Option<Sha256Hash>,
-    /// Every entry must be anchored in a public block at or before this time (ms since
-    /// the epoch), e.g. a claim's time.
-    #[arg(long)]
-    anchored_by_ms: Option<u64>,
-    /// Every entry must be anchored.
-    #[arg(long)]
-    require_anchor: bool,
     /// Blocks (the anchor's included) each anchor must have (with --evm-rpc).
     #[arg(long, default_value_t = 1)]
     confirmations: u64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
-/// Runs `custos verify`: the report to print, and whether every check passed.
-pub async fn verify(args: VerifyBundleArgs) -> anyhow::Result<(String, bool)> {
-    let bytes = std::fs::read(&args.bundle)
-        .with_context(|| format!("reading {}", args.bundle.display()))?;
+/// Reads the bundle and the options verifying it needs: the trusted genesis hash and,
+/// with an EVM endpoint, what the chain says about each anchor.
+async fn read_for_verification(trust: &BundleTrust) -> anyhow::Result<(Bundle, VerifyOptions)> {
+    let path = &trust.bundle;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let bundle = Bundle::from_json(&bytes)
-        .with_context(|| format!("{} is not an evidence bundle", args.bundle.display()))?;
-    let trusted_genesis = match (&args.genesis, args.genesis_hash) {
-        (Some(path), _) => Some(crate::node::load_genesis(path)?.hash()),
+        .with_context(|| format!("{} is not an evidence bundle", path.display()))?;
+    let trusted_genesis = match (&trust.genesis, trust.genesis_hash) {
+        (Some(genesis), _) => Some(crate::node::load_genesis(genesis)?.hash()),
         (None, hash) => hash,
     };
-    let chain = match &args.evm_rpc {
+    let chain = match &trust.evm_rpc {
         Some(url) => {
             let mut facts = Vec::with_capacity(bundle.anchors.len());
             for anchor in &bundle.anchors {
@@ -451,16 +460,26 @@ pub async fn verify(args: VerifyBundleArgs) -> anyhow::Result<(String, bool)> {
     };
     let options = VerifyOptions {
         trusted_genesis,
+        chain,
+        min_confirmations: trust.confirmations,
+        ..VerifyOptions::default()
+    };
+    Ok((bundle, options))
+}
+
+/// Runs `custos verify`: the report to print, and whether every check passed.
+pub async fn verify(args: VerifyBundleArgs) -> anyhow::Result<(String, bool)> {
+    let (bundle, options) = read_for_verification(&args.trust).await?;
+    let options = VerifyOptions {
         anchored_by_s: args.anchored_by_ms.map(|ms| ms / 1000),
         require_anchor: args.require_anchor,
-        chain,
-        min_confirmations: args.confirmations,
+        ..options
     };
     let report = bundle::verify(&bundle, &options);
     let text = if args.json {
         serde_json::to_string_pretty(&report)?
     } else {
-        readable(&args.bundle, &report)
+        readable(&args.trust.bundle, &report)
     };
     Ok((text, report.passed()))
 }
@@ -527,23 +546,13 @@ pub fn readable(path: &std::path::Path, report: &Report) -> String {
 /// `custos claim verify`: judges an insurance claim against an evidence bundle offline.
 #[derive(Debug, clap::Args)]
 pub struct ClaimVerifyArgs {
-    /// The incident's bundle (`custos export --incident`), holding the claim and policy.
-    bundle: PathBuf,
+    // The bundle is the incident's (`custos export --incident`), holding the claim and
+    // the policy.
+    #[command(flatten)]
+    trust: BundleTrust,
     /// Leaf index of the claim-filed message.
     #[arg(long)]
     claim_leaf: u64,
-    /// Also check the anchors on this EVM JSON-RPC endpoint.
-    #[arg(long = "evm-rpc")]
-    evm_rpc: Option<String>,
-    /// The network's genesis file: its hash is the trust root.
-    #[arg(long, conflicts_with = "genesis_hash")]
-    genesis: Option<PathBuf>,
-    /// The trusted genesis hash (hex), instead of --genesis.
-    #[arg(long, value_parser = parse_hash)]
-    genesis_hash: Option<Sha256Hash>,
-    /// Blocks (the anchor's included) each anchor must have (with --evm-rpc).
-    #[arg(long, default_value_t = 1)]
-    confirmations: u64,
     /// Also write the Markdown report here.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -551,30 +560,7 @@ pub struct ClaimVerifyArgs {
 
 /// Runs `custos claim verify`: the verdict as JSON, and whether the claim holds.
 pub async fn claim_verify(args: ClaimVerifyArgs) -> anyhow::Result<(String, bool)> {
-    let bytes = std::fs::read(&args.bundle)
-        .with_context(|| format!("reading {}", args.bundle.display()))?;
-    let bundle = Bundle::from_json(&bytes)
-        .with_context(|| format!("{} is not an evidence bundle", args.bundle.display()))?;
-    let trusted_genesis = match (&args.genesis, args.genesis_hash) {
-        (Some(path), _) => Some(crate::node::load_genesis(path)?.hash()),
-        (None, hash) => hash,
-    };
-    let chain = match &args.evm_rpc {
-        Some(url) => {
-            let mut facts = Vec::with_capacity(bundle.anchors.len());
-            for anchor in &bundle.anchors {
-                facts.push(bundle::fetch_anchor_facts(url, &anchor.receipt()).await);
-            }
-            Some(facts)
-        }
-        None => None,
-    };
-    let options = VerifyOptions {
-        trusted_genesis,
-        chain,
-        min_confirmations: args.confirmations,
-        ..VerifyOptions::default()
-    };
+    let (bundle, options) = read_for_verification(&args.trust).await?;
     let verdict =
         claim::verify_claim(&bundle, args.claim_leaf, &options, &PolicyTable::standard())?;
     if let Some(path) = &args.markdown {
