@@ -75,13 +75,17 @@ pub struct BlockBody {
 impl BlockBody {
     /// BLAKE3 of the tagged body, as committed in the header.
     pub fn hash(&self) -> Blake3Hash {
-        let mut hasher = blake3::Hasher::new();
-        let mut tag = Vec::new();
+        // Streamed through a small buffer into the hasher: a body is up to
+        // `MAX_BLOCK_BYTES`, and encoding it whole first would copy all of it once more.
+        let mut writer = std::io::BufWriter::with_capacity(64 * 1024, blake3::Hasher::new());
         tags::BLOCK_BODY
-            .write(&mut tag)
-            .expect("writing to a Vec cannot fail");
-        hasher.update(&tag);
-        hasher.update(&encode(self));
+            .write(&mut writer)
+            .and_then(|()| BorshSerialize::serialize(self, &mut writer))
+            .expect("writing to a hasher cannot fail");
+        let hasher = writer
+            .into_inner()
+            .map_err(|_| ())
+            .expect("flushing into a hasher cannot fail");
         Blake3Hash(*hasher.finalize().as_bytes())
     }
 }

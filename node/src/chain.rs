@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use custos_ledger::block::{Block, BlockBody, BlockHeader, CommittedBlock, Entry};
-use custos_ledger::codec::{List, encode};
+use custos_ledger::codec::List;
 use custos_ledger::crypto::KeyId;
 use custos_ledger::genesis::Genesis;
 use custos_ledger::hash::{Blake3Hash, Sha256Hash};
@@ -237,7 +237,7 @@ impl Chain {
                 max: params.max_block_messages.into(),
             });
         }
-        let bytes = encode(block).len() as u64;
+        let bytes = borsh::object_length(block).expect("a block's length can be counted") as u64;
         if bytes > params.max_block_bytes {
             return Err(InvalidBlock::TooLarge {
                 what: "bytes",

@@ -283,6 +283,11 @@ impl Mempool {
         self.waiting.contains_key(leaf_hash)
     }
 
+    /// A waiting message by leaf hash.
+    pub fn get(&self, leaf_hash: &Sha256Hash) -> Option<&Entry> {
+        self.waiting.get(leaf_hash).map(|waiting| &waiting.entry)
+    }
+
     /// Admits a batch, checking signatures in one batch verification. Results are in
     /// input order; each is the leaf hash or why the message was refused.
     pub fn admit_batch<C: Committed>(

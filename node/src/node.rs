@@ -85,7 +85,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         genesis.network.to_string(),
         peers,
     );
-    p2p_config.max_gossip_bytes = crate::wire::MAX_CONSENSUS_WIRE_BYTES;
+    p2p_config.max_gossip_bytes = crate::wire::MAX_GOSSIP_BYTES;
     p2p_config.max_sync_bytes = crate::wire::MAX_SYNC_RESPONSE_BYTES;
     let (p2p, events) = P2p::spawn(p2p_config)
         .await

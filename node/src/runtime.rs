@@ -10,7 +10,7 @@
 //! An idle network does not spin: the next height starts when a message is waiting, when
 //! a peer is already at it, or when the genesis `empty_block_interval_ms` has passed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::Path;
@@ -26,8 +26,8 @@ use custos_consensus::{
     TimeoutConfig, ValidatorAddress, ValidatorIndex, ValueId,
 };
 use custos_ledger::block::{
-    Block, CommitCertificate, CommitSignature, CommittedBlock, Entry, SignedVote, ValidatorSet,
-    Vote, VoteKind,
+    Block, BlockBody, BlockHeader, BlockId, CommitCertificate, CommitSignature, CommittedBlock,
+    Entry, SignedVote, ValidatorSet, Vote, VoteKind,
 };
 use custos_ledger::codec::{Bytes, List, Text};
 use custos_ledger::crypto::{KeyId, PublicKey, SecretKey, Signature, Signed};
@@ -190,6 +190,10 @@ impl Wal {
 /// A peer's answer to a block-sync request, or why there is none.
 type SyncAnswer = ([u8; 32], Result<Vec<u8>, String>);
 
+/// Messages fetched for a compact proposal, with the proposal to assemble again and its
+/// publisher.
+type FetchedEntries = (ConsensusWire, [u8; 32], Vec<Entry>);
+
 /// How long the loop waits for a peer to send a proposed block it lacks. The loop is not
 /// serving peers meanwhile, so this is kept short.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -204,6 +208,44 @@ const RESEND_INTERVAL: Duration = Duration::from_millis(1_000);
 /// How long a validator one height behind a peer waits for its own decision before
 /// fetching the block by sync.
 const SYNC_GRACE: Duration = Duration::from_millis(1_000);
+
+/// Asks peers for messages by leaf hash: `first` (the proposer, which holds them all),
+/// then other connected validators for whatever is still missing. Returns what arrived;
+/// the caller checks each message against the block it assembles.
+async fn fetch_entries(shared: &Shared, first: [u8; 32], missing: Vec<Sha256Hash>) -> Vec<Entry> {
+    let mut peers = vec![first];
+    peers.extend(
+        shared
+            .peers
+            .read()
+            .expect("peers lock")
+            .keys()
+            .filter(|&&peer| peer != first)
+            .copied(),
+    );
+    let mut wanted: HashSet<Sha256Hash> = missing.into_iter().collect();
+    let mut entries = Vec::new();
+    for peer in peers.into_iter().take(FETCH_ATTEMPTS) {
+        let leaves = List::new(wanted.iter().copied().collect()).expect("at most a block's leaves");
+        let request = wire::to_bytes(&SyncRequest::Entries { leaves });
+        let answer = tokio::time::timeout(FETCH_TIMEOUT, shared.p2p.request(peer, request)).await;
+        let Ok(Ok(bytes)) = answer else {
+            continue;
+        };
+        let Ok(SyncResponse::Entries(sent)) = wire::sync_response_from_bytes(&bytes) else {
+            continue;
+        };
+        for entry in sent.into_vec() {
+            if wanted.remove(&entry.envelope.leaf_hash()) {
+                entries.push(entry);
+            }
+        }
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    entries
+}
 
 fn wire_height(message: &ConsensusWire) -> u64 {
     match message {
@@ -239,6 +281,13 @@ pub struct Runtime {
     sync_in_flight: bool,
     sync_tx: mpsc::UnboundedSender<SyncAnswer>,
     sync_rx: mpsc::UnboundedReceiver<SyncAnswer>,
+    /// Messages fetched from peers to assemble proposals of the current height.
+    fetched: HashMap<Sha256Hash, Entry>,
+    /// Proposed blocks whose missing messages were already asked for at this height: a
+    /// block still incomplete after that is given up on (the round times out).
+    fetch_tried: HashSet<BlockId>,
+    entries_tx: mpsc::UnboundedSender<FetchedEntries>,
+    entries_rx: mpsc::UnboundedReceiver<FetchedEntries>,
     height_started: Instant,
     genesis: Genesis,
     /// Checkpoint cosigning.
@@ -297,6 +346,7 @@ impl Runtime {
         let (wal, entries) = Wal::open(wal_path)?;
         let (timeouts_tx, timeouts_rx) = mpsc::unbounded_channel();
         let (sync_tx, sync_rx) = mpsc::unbounded_channel();
+        let (entries_tx, entries_rx) = mpsc::unbounded_channel();
         let ledger = shared.chain.read().expect("chain lock").ledger.clone();
         let cosigning = crate::cosign::Cosigning::new(ledger, &genesis, &shared.key)
             .context("loading the checkpoint cosigning state")?;
@@ -321,6 +371,10 @@ impl Runtime {
             sync_in_flight: false,
             sync_tx,
             sync_rx,
+            fetched: HashMap::new(),
+            fetch_tried: HashSet::new(),
+            entries_tx,
+            entries_rx,
             height_started: Instant::now(),
             genesis,
         };
@@ -385,6 +439,12 @@ impl Runtime {
                     self.process(Input::TimeoutElapsed(timeout)).await?;
                 }
                 Some((peer, result)) = self.sync_rx.recv() => self.on_blocks(peer, result)?,
+                Some((proposal, from, entries)) = self.entries_rx.recv() => {
+                    for entry in entries {
+                        self.fetched.insert(entry.envelope.leaf_hash(), entry);
+                    }
+                    self.on_consensus(proposal, from).await?;
+                }
                 Some(receipt) = self.receipts_rx.recv() => self.record_anchor(receipt).await,
                 () = shared.mempool_changed.notified() => {}
                 _ = tick.tick() => {
@@ -591,30 +651,151 @@ impl Runtime {
             return self.start_height(height, Vec::new()).await;
         }
         match message {
-            ConsensusWire::Proposal { signed, block } => self.on_proposal(signed, *block).await,
+            ConsensusWire::Proposal {
+                signed,
+                header,
+                leaves,
+            } => {
+                let Some(proposer) = self.check_proposal(&signed, &header) else {
+                    return Ok(());
+                };
+                let Some(block) = self.assemble(&signed, header, leaves, from) else {
+                    return Ok(());
+                };
+                self.on_proposal(signed, proposer, block).await
+            }
             ConsensusWire::Vote(vote) => self.on_vote(vote).await,
         }
+    }
+
+    /// The proposer's index, if the proposal is signed by the round's network member it
+    /// names and the header is the block it names.
+    fn check_proposal(
+        &self,
+        signed: &Signed<ProposalBody>,
+        header: &BlockHeader,
+    ) -> Option<ValidatorIndex> {
+        let body = &signed.body;
+        let Some(proposer) = self.index_of(&body.proposer) else {
+            warn!(proposer = %body.proposer, "proposal from a key outside the validator set");
+            return None;
+        };
+        let key = self.key_of(proposer).expect("index from the set");
+        if body.network != self.network || signed.verify(&key).is_err() {
+            warn!(proposer = %body.proposer, "proposal with a bad signature or network");
+            return None;
+        }
+        if header.id() != body.block_id {
+            warn!(proposer = %body.proposer, "proposal's header does not match its block id");
+            return None;
+        }
+        Some(proposer)
+    }
+
+    /// Rebuilds a compact proposal's block from the messages this validator holds. When
+    /// some are missing, asks peers for them (the proposer first) without blocking the
+    /// loop; the proposal comes back through `entries_rx` with what they sent, and a block
+    /// still incomplete then is given up on.
+    fn assemble(
+        &mut self,
+        signed: &Signed<ProposalBody>,
+        header: Box<BlockHeader>,
+        leaves: List<Sha256Hash, custos_ledger::limits::BlockMessageCount>,
+        from: [u8; 32],
+    ) -> Option<Block> {
+        let block_id = signed.body.block_id;
+        if let Some(block) = self.blocks.get(&ValueId(block_id.0)) {
+            return Some(block.clone());
+        }
+        let found = {
+            let mempool = self.shared.mempool.lock().expect("mempool lock");
+            self.lookup_entries(&leaves, &mempool)
+        };
+        let missing: Vec<Sha256Hash> = leaves
+            .iter()
+            .zip(&found)
+            .filter(|(_, entry)| entry.is_none())
+            .map(|(leaf, _)| *leaf)
+            .collect();
+        if missing.is_empty() {
+            let entries = found
+                .into_iter()
+                .map(|e| e.expect("none missing"))
+                .collect();
+            let body = BlockBody {
+                entries: List::new(entries).expect("as many entries as leaves"),
+            };
+            return Some(Block {
+                header: *header,
+                body,
+            });
+        }
+        let height = signed.body.height;
+        if !self.fetch_tried.insert(block_id) {
+            warn!(
+                height,
+                round = signed.body.round,
+                missing = missing.len(),
+                "proposed block still lacks messages after asking peers; ignoring it"
+            );
+            return None;
+        }
+        info!(
+            height,
+            missing = missing.len(),
+            total = leaves.len(),
+            "fetching the proposal's missing messages"
+        );
+        let proposal = ConsensusWire::Proposal {
+            signed: signed.clone(),
+            header,
+            leaves,
+        };
+        let shared = self.shared.clone();
+        let tx = self.entries_tx.clone();
+        tokio::spawn(async move {
+            let entries = fetch_entries(&shared, from, missing).await;
+            // The runtime may have stopped; then nobody needs the messages.
+            let _ = tx.send((proposal, from, entries));
+        });
+        None
+    }
+
+    /// Each leaf's message if this validator holds it: waiting in the mempool, fetched
+    /// for this height, or in a block proposed at this height.
+    fn lookup_entries(&self, leaves: &[Sha256Hash], mempool: &Mempool) -> Vec<Option<Entry>> {
+        let mut found: Vec<Option<Entry>> = leaves
+            .iter()
+            .map(|leaf| {
+                mempool
+                    .get(leaf)
+                    .or_else(|| self.fetched.get(leaf))
+                    .cloned()
+            })
+            .collect();
+        if found.iter().any(Option::is_none) && !self.blocks.is_empty() {
+            let proposed: HashMap<Sha256Hash, &Entry> = self
+                .blocks
+                .values()
+                .flat_map(|block| block.body.entries.iter())
+                .map(|entry| (entry.envelope.leaf_hash(), entry))
+                .collect();
+            for (slot, leaf) in found.iter_mut().zip(leaves) {
+                if slot.is_none() {
+                    *slot = proposed.get(leaf).map(|&entry| entry.clone());
+                }
+            }
+        }
+        found
     }
 
     async fn on_proposal(
         &mut self,
         signed: Signed<ProposalBody>,
+        proposer: ValidatorIndex,
         block: Block,
     ) -> anyhow::Result<()> {
         let body = &signed.body;
-        let Some(proposer) = self.index_of(&body.proposer) else {
-            warn!(proposer = %body.proposer, "proposal from a key outside the validator set");
-            return Ok(());
-        };
-        let key = self.key_of(proposer).expect("index from the set");
-        if body.network != self.network || signed.verify(&key).is_err() {
-            warn!(proposer = %body.proposer, "proposal with a bad signature or network");
-            return Ok(());
-        }
-        if block.header.id() != body.block_id {
-            warn!(proposer = %body.proposer, "proposal's block does not match its id");
-            return Ok(());
-        }
         let proposer_of = |round: u32| {
             let index = self
                 .consensus_validators
@@ -845,9 +1026,16 @@ impl Runtime {
             block_id: Blake3Hash(proposal.value.0),
             proposer: self.me,
         };
+        let leaves = block
+            .body
+            .entries
+            .iter()
+            .map(|entry| entry.envelope.leaf_hash())
+            .collect();
         let message = ConsensusWire::Proposal {
             signed: Signed::sign(body, &self.shared.key),
-            block: Box::new(block),
+            header: Box::new(block.header),
+            leaves: List::new(leaves).expect("as many leaves as the block has messages"),
         };
         if let Err(e) = self
             .shared
@@ -973,6 +1161,8 @@ impl Runtime {
         };
         self.wal.clear()?;
         self.blocks.clear();
+        self.fetched.clear();
+        self.fetch_tried.clear();
         // No subscriber is not an error.
         let _ = self.shared.committed.send(header.height);
         self.shared
@@ -1086,7 +1276,7 @@ impl Runtime {
         };
         let blocks = match wire::sync_response_from_bytes(&bytes) {
             Ok(SyncResponse::Blocks(blocks)) => blocks.into_vec(),
-            Ok(SyncResponse::Proposed(_)) | Err(_) => {
+            Ok(SyncResponse::Proposed(_) | SyncResponse::Entries(_)) | Err(_) => {
                 warn!(peer = %self.name_of_key(&peer), "peer answered block sync with something else");
                 return Ok(());
             }
@@ -1144,6 +1334,14 @@ impl Runtime {
             }
             Ok(SyncRequest::Proposed { block_id, .. }) => {
                 SyncResponse::Proposed(self.blocks.get(&ValueId(block_id.0)).cloned().map(Box::new))
+            }
+            Ok(SyncRequest::Entries { leaves }) => {
+                let found = {
+                    let mempool = self.shared.mempool.lock().expect("mempool lock");
+                    self.lookup_entries(&leaves, &mempool)
+                };
+                let entries: Vec<Entry> = found.into_iter().flatten().collect();
+                SyncResponse::Entries(List::new(entries).expect("at most one per leaf"))
             }
             Err(e) => {
                 debug!(error = %e, "undecodable sync request");

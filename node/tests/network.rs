@@ -1,6 +1,7 @@
 //! Four real `custos` validator processes on loopback: they commit identical blocks and the
-//! same log under load, survive a SIGKILL of one of them, refuse bad messages with precise
-//! errors, and refuse to run a validator whose key is not in genesis.
+//! same log under load, survive a SIGKILL of one of them, judge proposals whose messages
+//! they lack by fetching them, refuse bad messages with precise errors, and refuse to run
+//! a validator whose key is not in genesis.
 
 use std::path::Path;
 use std::process::Command;
@@ -197,6 +198,63 @@ async fn four_validators_commit_identical_logs_through_a_sigkill() {
     eprintln!(
         "network test: {total} messages committed identically at height {height}, root {root}"
     );
+}
+
+/// Proposals name their messages by leaf hash. A validator whose mempool refused the
+/// gossiped messages (here it holds one message at most) fetches the missing ones from the
+/// proposer to judge the block. With a fourth validator down, no block commits without
+/// its vote, so every commit shows it rebuilt the proposals it voted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validator_lacking_a_proposals_messages_fetches_them_and_votes() {
+    let options = common::Options {
+        node_extra: vec![
+            String::new(),
+            String::new(),
+            String::new(),
+            "\n[mempool]\nmax_messages = 1\n".to_owned(),
+        ],
+        ..common::Options::default()
+    };
+    let mut net = common::network_with(2, &[], &options);
+    let down = net.validators.remove(2);
+    for v in &mut net.validators {
+        v.start();
+    }
+    common::wait_until_serving(&net.validators, DEADLINE).await;
+    // Submitted to v0 and v1 only; v3 learns of the messages from their gossip (and
+    // refuses all but one) and from the proposals.
+    let urls: Vec<String> = net.validators[..2].iter().map(|v| v.rpc.clone()).collect();
+    let total = 600;
+    let mut acknowledged = Vec::new();
+    for (i, key) in net.collectors.iter().enumerate() {
+        let messages = chain(key, &format!("client{i}"), total / 2, 200);
+        acknowledged.extend(submit_all(&urls, i, &messages).await);
+    }
+    assert_eq!(acknowledged.len(), total);
+    let root = common::wait_for_log_size(&net.validators, total as u64, DEADLINE).await;
+
+    let lacking = &net.validators[2];
+    let log = std::fs::read_to_string(lacking.dir.join("node.log")).unwrap();
+    assert!(
+        log.contains("fetching the proposal's missing messages"),
+        "v3 never had to fetch messages; the test did not exercise the path:\n{}",
+        lacking.log_tail(30)
+    );
+    assert!(
+        !log.contains("still lacks messages"),
+        "v3 gave up on a proposal:\n{}",
+        lacking.log_tail(30)
+    );
+    for v in &mut net.validators {
+        v.kill();
+    }
+    let lacking = &net.validators[2];
+    let ledger = Ledger::open(RocksBackend::open(&lacking.dir.join("ledger")).unwrap()).unwrap();
+    assert_eq!(ledger.root(total as u64).unwrap().hash, root);
+    for hash in &acknowledged {
+        assert!(ledger.leaf_index(hash).unwrap().is_some());
+    }
+    drop(down);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,6 +63,20 @@ impl Topic {
         }
     }
 
+    /// Whether validators forward the topic's messages to each other. Publishers send
+    /// to every validator they are connected to (flood publishing), so relaying only adds
+    /// copies in a full mesh; it is kept where a lost message costs a round or a
+    /// checkpoint: consensus and cosignatures. Mempool batches are not relayed: each
+    /// validator receives a batch once instead of three times, and a validator cut off
+    /// from the one that admitted a message fetches it when a proposal names it
+    /// (`SyncRequest::Entries`).
+    pub fn relayed(self) -> bool {
+        match self {
+            Topic::Mempool => false,
+            Topic::Consensus | Topic::Cosignatures => true,
+        }
+    }
+
     /// Position in [`Topic::ALL`], used as a bit in subscription sets.
     pub(crate) fn bit(self) -> u8 {
         match self {

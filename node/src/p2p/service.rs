@@ -663,10 +663,10 @@ impl Service {
                     &self.validators,
                     self.max_gossip_bytes,
                 );
-                let acceptance = if verdict.is_ok() {
-                    MessageAcceptance::Accept
-                } else {
-                    MessageAcceptance::Reject
+                let acceptance = match verdict {
+                    Ok((topic, _)) if !topic.relayed() => MessageAcceptance::Ignore,
+                    Ok(_) => MessageAcceptance::Accept,
+                    Err(_) => MessageAcceptance::Reject,
                 };
                 // Reported before delivery: forwarding does not depend on whether our node
                 // keeps up, and a rejected message is never forwarded.
