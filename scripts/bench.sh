@@ -9,12 +9,15 @@
 #   scripts/bench.sh --quick    a short run, under a minute of measuring
 #   scripts/bench.sh --keep     also keep the validators' folders for inspection
 #   scripts/bench.sh --profile  also profile the validators with perf during saturation
+#
+# The validators log at `warn` into node.log in their folders; set CUSTOS_BENCH_LOG (for
+# example to `info`) for more, with --keep to read it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for arg in "$@"; do
   case "$arg" in
     --quick|--keep|--profile) ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

@@ -190,9 +190,9 @@ impl Wal {
 /// A peer's answer to a block-sync request, or why there is none.
 type SyncAnswer = ([u8; 32], Result<Vec<u8>, String>);
 
-/// Messages fetched for a compact proposal, with the proposal to assemble again and its
-/// publisher.
-type FetchedEntries = (ConsensusWire, [u8; 32], Vec<Entry>);
+/// Messages fetched for a compact proposal: the proposal to assemble again, its publisher,
+/// the messages that arrived and how many no peer sent.
+type FetchedEntries = (ConsensusWire, [u8; 32], Vec<Entry>, usize);
 
 /// How long the loop waits for a peer to send a proposed block it lacks. The loop is not
 /// serving peers meanwhile, so this is kept short.
@@ -212,7 +212,11 @@ const SYNC_GRACE: Duration = Duration::from_millis(1_000);
 /// Asks peers for messages by leaf hash: `first` (the proposer, which holds them all),
 /// then other connected validators for whatever is still missing. Returns what arrived;
 /// the caller checks each message against the block it assembles.
-async fn fetch_entries(shared: &Shared, first: [u8; 32], missing: Vec<Sha256Hash>) -> Vec<Entry> {
+async fn fetch_entries(
+    shared: &Shared,
+    first: [u8; 32],
+    missing: Vec<Sha256Hash>,
+) -> (Vec<Entry>, usize) {
     let mut peers = vec![first];
     peers.extend(
         shared
@@ -244,7 +248,7 @@ async fn fetch_entries(shared: &Shared, first: [u8; 32], missing: Vec<Sha256Hash
             break;
         }
     }
-    entries
+    (entries, wanted.len())
 }
 
 fn wire_height(message: &ConsensusWire) -> u64 {
@@ -283,8 +287,9 @@ pub struct Runtime {
     sync_rx: mpsc::UnboundedReceiver<SyncAnswer>,
     /// Messages fetched from peers to assemble proposals of the current height.
     fetched: HashMap<Sha256Hash, Entry>,
-    /// Proposed blocks whose missing messages were already asked for at this height: a
-    /// block still incomplete after that is given up on (the round times out).
+    /// Proposed blocks whose missing messages were asked for at this height, once each: a
+    /// block still incomplete after that is given up on (its round times out here, and
+    /// block sync brings it if it was decided).
     fetch_tried: HashSet<BlockId>,
     entries_tx: mpsc::UnboundedSender<FetchedEntries>,
     entries_rx: mpsc::UnboundedReceiver<FetchedEntries>,
@@ -439,11 +444,8 @@ impl Runtime {
                     self.process(Input::TimeoutElapsed(timeout)).await?;
                 }
                 Some((peer, result)) = self.sync_rx.recv() => self.on_blocks(peer, result)?,
-                Some((proposal, from, entries)) = self.entries_rx.recv() => {
-                    for entry in entries {
-                        self.fetched.insert(entry.envelope.leaf_hash(), entry);
-                    }
-                    self.on_consensus(proposal, from).await?;
+                Some((proposal, from, entries, unfetched)) = self.entries_rx.recv() => {
+                    self.on_fetched(proposal, from, entries, unfetched).await?;
                 }
                 Some(receipt) = self.receipts_rx.recv() => self.record_anchor(receipt).await,
                 () = shared.mempool_changed.notified() => {}
@@ -608,9 +610,15 @@ impl Runtime {
                 if self.behind.is_none() {
                     self.behind = Some((key, Instant::now()));
                 }
-                let mut peers = self.shared.peers.write().expect("peers lock");
-                peers.insert(key, name);
-                self.shared.metrics.peers.set(gauge(peers.len()));
+                {
+                    let mut peers = self.shared.peers.write().expect("peers lock");
+                    peers.insert(key, name);
+                    self.shared.metrics.peers.set(gauge(peers.len()));
+                }
+                // It may have missed this round's proposal and votes (a validator's first
+                // proposal is often sent before anyone is connected): send them now rather
+                // than at the next resend.
+                self.resend_own_messages().await;
             }
             P2pEvent::PeerDisconnected(key) => {
                 info!(peer = %self.name_of_key(&key), "peer disconnected");
@@ -732,12 +740,8 @@ impl Runtime {
         }
         let height = signed.body.height;
         if !self.fetch_tried.insert(block_id) {
-            warn!(
-                height,
-                round = signed.body.round,
-                missing = missing.len(),
-                "proposed block still lacks messages after asking peers; ignoring it"
-            );
+            // Another copy (a resend) while the fetch is out, or after it came back short.
+            debug!(height, "proposal still lacks messages; already asked peers");
             return None;
         }
         info!(
@@ -754,11 +758,33 @@ impl Runtime {
         let shared = self.shared.clone();
         let tx = self.entries_tx.clone();
         tokio::spawn(async move {
-            let entries = fetch_entries(&shared, from, missing).await;
+            let (entries, unfetched) = fetch_entries(&shared, from, missing).await;
             // The runtime may have stopped; then nobody needs the messages.
-            let _ = tx.send((proposal, from, entries));
+            let _ = tx.send((proposal, from, entries, unfetched));
         });
         None
+    }
+
+    /// Takes messages fetched for a proposal and judges the proposal again.
+    async fn on_fetched(
+        &mut self,
+        proposal: ConsensusWire,
+        from: [u8; 32],
+        entries: Vec<Entry>,
+        unfetched: usize,
+    ) -> anyhow::Result<()> {
+        if unfetched > 0 {
+            // Typically a proposal of a height the other validators decided meanwhile:
+            // they no longer hold its messages as waiting, and block sync brings the block.
+            info!(
+                height = wire_height(&proposal),
+                unfetched, "no peer sent some of a proposal's messages; not voting for it"
+            );
+        }
+        for entry in entries {
+            self.fetched.insert(entry.envelope.leaf_hash(), entry);
+        }
+        self.on_consensus(proposal, from).await
     }
 
     /// Each leaf's message if this validator holds it: waiting in the mempool, fetched

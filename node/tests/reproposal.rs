@@ -2,6 +2,9 @@
 //! re-proposal (Tendermint's valid value, Algorithm 1 line 16) carries the block built in
 //! an earlier round unchanged. Refusing re-proposals stalls a network whose validators are
 //! locked on a block, because that block can then never be proposed validly again.
+//!
+//! Also: a payload is trusted without hashing only when it is the very bytes this
+//! validator admitted.
 
 use std::sync::Arc;
 
@@ -10,12 +13,13 @@ use custos_ledger::message::UnixMillis;
 use custos_ledger::storage::{Ledger, RocksBackend};
 use custos_node::chain::{Chain, InvalidBlock};
 use custos_node::keys::{KeyFile, KeyKind};
-use custos_node::mempool::{Mempool, MempoolLimits};
+use custos_node::mempool::{Mempool, MempoolLimits, Rejection};
 
 struct World {
     _dir: tempfile::TempDir,
     chain: Chain,
     ids: Vec<KeyId>,
+    collector: custos_ledger::crypto::SecretKey,
 }
 
 fn world() -> World {
@@ -35,6 +39,9 @@ fn world() -> World {
             20_000 + i
         ));
     }
+    let (file, collector) = KeyFile::generate(KeyKind::Collector);
+    file.write_new(&root.join("keys/c0.json")).unwrap();
+    spec.push_str("[[collectors]]\nname = \"c0\"\nclient = \"client0\"\nkey = \"keys/c0.json\"\n");
     std::fs::write(root.join("network.toml"), spec).unwrap();
     let genesis =
         custos_node::genesis_spec::build(&root.join("network.toml"), UnixMillis(1)).unwrap();
@@ -44,6 +51,81 @@ fn world() -> World {
         _dir: dir,
         chain,
         ids,
+        collector,
+    }
+}
+
+/// A signed log line from the collector, with its payload.
+fn entry(w: &World, payload: &[u8]) -> custos_ledger::block::Entry {
+    use custos_ledger::codec::{Bytes, List, Text};
+    use custos_ledger::crypto::Signed;
+    use custos_ledger::hash::Sha256Hash;
+    use custos_ledger::message::{EvidenceKind, Kind, Message, PayloadDescriptor, SourceFormat};
+    let message = Message {
+        network: Text::new("custos-it").unwrap(),
+        author: w.collector.public().key_id(),
+        client: Text::new("client0").unwrap(),
+        sequence: 1,
+        prev: Sha256Hash::ZERO,
+        kind: Kind::Evidence {
+            evidence: EvidenceKind::LogLine,
+        },
+        format: SourceFormat::Raw,
+        occurred_at: None,
+        observed_at: UnixMillis(1),
+        severity: None,
+        rule_id: None,
+        host: None,
+        attack_ids: List::empty(),
+        references: List::empty(),
+        parse_error: None,
+        payload: PayloadDescriptor::of(Text::new("text/plain").unwrap(), payload),
+    };
+    custos_ledger::block::Entry {
+        envelope: Signed::sign(message, &w.collector),
+        payload: Bytes::new(payload.to_vec()).unwrap(),
+    }
+}
+
+#[test]
+fn a_payload_is_hashed_again_unless_it_is_the_one_admitted() {
+    let w = world();
+    let mut mempool = Mempool::new(MempoolLimits::default());
+    let admitted = mempool.admit_batch(
+        vec![entry(&w, b"sshd: accepted publickey for root")],
+        w.chain.membership(),
+        &w.chain,
+    );
+    assert!(admitted[0].is_ok(), "{admitted:?}");
+    let proposer_of = |round: u32| w.ids[round as usize % w.ids.len()];
+    let now = custos_node::runtime::now_ms();
+    let block = w
+        .chain
+        .build_block(&mempool, proposer_of(0), 0, now)
+        .unwrap();
+    assert_eq!(block.body.entries.len(), 1);
+    w.chain
+        .validate_block(&block, proposer_of, 0, None, now, &mempool)
+        .unwrap();
+
+    // A proposer that swaps the payload bytes beside an admitted envelope (and makes the
+    // header's body hash match) is caught: the bytes differ from those admitted, so they
+    // are hashed against the envelope's digest.
+    let mut forged = block.clone();
+    let mut entries = forged.body.entries.into_vec();
+    entries[0].payload =
+        custos_ledger::codec::Bytes::new(b"sshd: nothing to see".to_vec()).unwrap();
+    forged.body.entries = custos_ledger::codec::List::new(entries).unwrap();
+    forged.header.body_hash = forged.body.hash();
+    match w
+        .chain
+        .validate_block(&forged, proposer_of, 0, None, now, &mempool)
+    {
+        Err(InvalidBlock::Message {
+            position: 0,
+            reason: Rejection::Payload(_),
+        }) => {}
+        other => panic!("expected a payload mismatch, got {other:?}"),
     }
 }
 

@@ -83,9 +83,22 @@ pub enum BackendError {
 }
 
 /// Writes applied together or not at all.
+///
+/// Keys and values are copied into one growing buffer, not allocated one by one: a block's
+/// batch holds tens of thousands of them (every message's envelope, payload and index
+/// keys), and per-operation allocations were a visible share of the commit path.
 #[derive(Default)]
 pub struct WriteBatch {
-    pub(crate) ops: Vec<(Column, Vec<u8>, Option<Vec<u8>>)>,
+    bytes: Vec<u8>,
+    ops: Vec<Op>,
+}
+
+/// One operation: byte ranges of its key and value in the batch's buffer.
+struct Op {
+    column: Column,
+    key: std::ops::Range<usize>,
+    /// `None` for a delete.
+    value: Option<std::ops::Range<usize>>,
 }
 
 impl WriteBatch {
@@ -94,14 +107,43 @@ impl WriteBatch {
         Self::default()
     }
 
+    fn append(&mut self, bytes: &[u8]) -> std::ops::Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        start..self.bytes.len()
+    }
+
     /// Sets `key` to `value` in `column`.
-    pub fn put(&mut self, column: Column, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((column, key.into(), Some(value.into())));
+    pub fn put(&mut self, column: Column, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        let key = self.append(key.as_ref());
+        let value = Some(self.append(value.as_ref()));
+        self.ops.push(Op { column, key, value });
     }
 
     /// Removes `key` from `column`.
-    pub fn delete(&mut self, column: Column, key: impl Into<Vec<u8>>) {
-        self.ops.push((column, key.into(), None));
+    pub fn delete(&mut self, column: Column, key: impl AsRef<[u8]>) {
+        let key = self.append(key.as_ref());
+        self.ops.push(Op {
+            column,
+            key,
+            value: None,
+        });
+    }
+
+    /// The operations in order: column, key, and the value (`None` for a delete).
+    pub fn iter(&self) -> impl Iterator<Item = (Column, &[u8], Option<&[u8]>)> {
+        self.ops.iter().map(|op| {
+            (
+                op.column,
+                &self.bytes[op.key.clone()],
+                op.value.clone().map(|value| &self.bytes[value]),
+            )
+        })
+    }
+
+    /// Bytes of all keys and values.
+    pub fn data_len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Number of operations.

@@ -84,14 +84,14 @@ impl Backend for MemoryBackend {
 
     fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
         let mut columns = self.columns.write().expect("memory backend lock poisoned");
-        for (column, key, value) in batch.ops {
+        for (column, key, value) in batch.iter() {
             let table = columns.entry(column).or_default();
             match value {
                 Some(value) => {
-                    table.insert(key, value);
+                    table.insert(key.to_vec(), value.to_vec());
                 }
                 None => {
-                    table.remove(&key);
+                    table.remove(key);
                 }
             }
         }

@@ -19,7 +19,7 @@ use custos_ledger::message::Envelope;
 use custos_rpc::CustosApiClient;
 
 use load::{Chain, Commits, Sent, Signed1, latencies, quantile_ms, sign_all, submit_paced};
-use net::{Validator, cpu_time, wait_in_step};
+use net::{Validator, cpu_time, wait_connected, wait_in_step};
 use report::{Level, Report};
 
 /// What to run.
@@ -306,6 +306,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         v.start()?;
     }
     wait_in_step(&run.validators, 0, Duration::from_secs(30)).await?;
+    wait_connected(&run.validators, Duration::from_secs(30)).await?;
     let follower = run.commits.follow(&run.validators[0]).await?;
 
     // The offered-load sweep.

@@ -41,7 +41,10 @@ impl Validator {
         let child = Command::new(&self.binary)
             .args(["node", "run", "--config"])
             .arg(self.dir.join("node.toml"))
-            .env("CUSTOS_LOG", "warn")
+            .env(
+                "CUSTOS_LOG",
+                std::env::var("CUSTOS_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -171,6 +174,26 @@ pub fn setup(
     )?;
     std::fs::write(root.join("genesis.json"), serde_json::to_string(&genesis)?)?;
     Ok((nodes, keys))
+}
+
+/// Waits until every running validator is connected to all the others, so a measurement
+/// does not start while the mesh is still forming.
+pub async fn wait_connected(validators: &[Validator], deadline: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let others = validators.len() - 1;
+    loop {
+        let mut peers = Vec::new();
+        for v in validators {
+            peers.push(v.status().await.map_or(0, |status| status.peers.len()));
+        }
+        if peers.iter().all(|&n| n == others) {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            bail!("validators did not all connect to each other: peers per validator {peers:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until every running validator answers and all agree on one log size at least
