@@ -1366,7 +1366,18 @@ impl Runtime {
                     let mempool = self.shared.mempool.lock().expect("mempool lock");
                     self.lookup_entries(&leaves, &mempool)
                 };
-                let entries: Vec<Entry> = found.into_iter().flatten().collect();
+                // Bounded like a block-sync answer: the leaves of an honest request come
+                // from one block, so this cuts only a request for more than a block's
+                // worth, and the requester asks another validator for the rest.
+                let mut bytes = 0;
+                let entries: Vec<Entry> = found
+                    .into_iter()
+                    .flatten()
+                    .take_while(|entry| {
+                        bytes += borsh::object_length(entry).unwrap_or(usize::MAX / 2);
+                        bytes <= wire::MAX_SYNC_RESPONSE_BYTES / 2
+                    })
+                    .collect();
                 SyncResponse::Entries(List::new(entries).expect("at most one per leaf"))
             }
             Err(e) => {
