@@ -240,7 +240,11 @@ async fn fetch_entries(
             continue;
         };
         for entry in sent.into_vec() {
-            if wanted.remove(&entry.envelope.leaf_hash()) {
+            // The leaf hash covers the payload's digest, not its bytes: a message is taken
+            // only with the payload its envelope names.
+            if entry.envelope.body.payload.check(&entry.payload).is_ok()
+                && wanted.remove(&entry.envelope.leaf_hash())
+            {
                 entries.push(entry);
             }
         }
@@ -257,6 +261,10 @@ fn wire_height(message: &ConsensusWire) -> u64 {
         ConsensusWire::Vote(vote) => vote.body.height,
     }
 }
+
+/// Most proposals waiting for missing messages at once; a byzantine proposer cannot make
+/// a validator start more fetches than this.
+const FETCHES_IN_FLIGHT: usize = 4;
 
 /// Decided blocks that cannot be found are asked of peers this many times before the
 /// runtime gives up on that decision and waits for block sync.
@@ -287,10 +295,8 @@ pub struct Runtime {
     sync_rx: mpsc::UnboundedReceiver<SyncAnswer>,
     /// Messages fetched from peers to assemble proposals of the current height.
     fetched: HashMap<Sha256Hash, Entry>,
-    /// Proposed blocks whose missing messages were asked for at this height, once each: a
-    /// block still incomplete after that is given up on (its round times out here, and
-    /// block sync brings it if it was decided).
-    fetch_tried: HashSet<BlockId>,
+    /// Proposed blocks whose missing messages are being asked of peers.
+    fetching: HashSet<BlockId>,
     entries_tx: mpsc::UnboundedSender<FetchedEntries>,
     entries_rx: mpsc::UnboundedReceiver<FetchedEntries>,
     height_started: Instant,
@@ -377,7 +383,7 @@ impl Runtime {
             sync_tx,
             sync_rx,
             fetched: HashMap::new(),
-            fetch_tried: HashSet::new(),
+            fetching: HashSet::new(),
             entries_tx,
             entries_rx,
             height_started: Instant::now(),
@@ -697,13 +703,26 @@ impl Runtime {
             warn!(proposer = %body.proposer, "proposal's header does not match its block id");
             return None;
         }
+        let expected = self
+            .consensus_validators
+            .proposer(Height::new(body.height), Round::new(body.round));
+        if proposer != expected {
+            warn!(
+                proposer = %body.proposer,
+                height = body.height,
+                round = body.round,
+                "proposal signed by a validator that is not the round's proposer"
+            );
+            return None;
+        }
         Some(proposer)
     }
 
     /// Rebuilds a compact proposal's block from the messages this validator holds. When
     /// some are missing, asks peers for them (the proposer first) without blocking the
-    /// loop; the proposal comes back through `entries_rx` with what they sent, and a block
-    /// still incomplete then is given up on.
+    /// loop; the proposal comes back through `entries_rx` with what they sent. One fetch
+    /// per block id is out at a time, and at most [`FETCHES_IN_FLIGHT`] in all; a fetch that
+    /// comes back short lets the block's next copy (a resend, a re-proposal) try again.
     fn assemble(
         &mut self,
         signed: &Signed<ProposalBody>,
@@ -715,10 +734,33 @@ impl Runtime {
         if let Some(block) = self.blocks.get(&ValueId(block_id.0)) {
             return Some(block.clone());
         }
-        let found = {
+        // A block holds each message once and at most `max_block_messages`: refused here,
+        // before anything is looked up or copied for it.
+        let distinct: HashSet<&Sha256Hash> = leaves.iter().collect();
+        if distinct.len() != leaves.len()
+            || leaves.len() as u64 > u64::from(self.genesis.params.max_block_messages)
+        {
+            warn!(
+                proposer = %signed.body.proposer,
+                leaves = leaves.len(),
+                distinct = distinct.len(),
+                "proposal names repeated messages or more than a block holds"
+            );
+            return None;
+        }
+        let budget = usize::try_from(self.genesis.params.max_block_bytes).unwrap_or(usize::MAX);
+        let (found, over) = {
             let mempool = self.shared.mempool.lock().expect("mempool lock");
-            self.lookup_entries(&leaves, &mempool)
+            self.lookup_entries(&leaves, &mempool, budget)
         };
+        if over {
+            warn!(
+                proposer = %signed.body.proposer,
+                max = budget,
+                "proposal's messages are larger than a block may be"
+            );
+            return None;
+        }
         let missing: Vec<Sha256Hash> = leaves
             .iter()
             .zip(&found)
@@ -739,11 +781,22 @@ impl Runtime {
             });
         }
         let height = signed.body.height;
-        if !self.fetch_tried.insert(block_id) {
-            // Another copy (a resend) while the fetch is out, or after it came back short.
-            debug!(height, "proposal still lacks messages; already asked peers");
+        if self.fetching.contains(&block_id) {
+            // Another copy (a resend) while its fetch is out.
+            debug!(
+                height,
+                "proposal still lacks messages; already asking peers"
+            );
             return None;
         }
+        if self.fetching.len() >= FETCHES_IN_FLIGHT {
+            warn!(
+                height,
+                "too many proposals are waiting for messages; this one waits for its next copy"
+            );
+            return None;
+        }
+        self.fetching.insert(block_id);
         info!(
             height,
             missing = missing.len(),
@@ -773,13 +826,24 @@ impl Runtime {
         entries: Vec<Entry>,
         unfetched: usize,
     ) -> anyhow::Result<()> {
+        let ConsensusWire::Proposal { signed, .. } = &proposal else {
+            return Ok(()); // only proposals are fetched for
+        };
+        let block_id = signed.body.block_id;
+        let height = signed.body.height;
+        self.fetching.remove(&block_id);
+        if height < self.pending_height.unwrap_or(self.engine_height()) {
+            return Ok(()); // decided meanwhile: its messages are not needed any more
+        }
         if unfetched > 0 {
             // Typically a proposal of a height the other validators decided meanwhile:
             // they no longer hold its messages as waiting, and block sync brings the block.
             info!(
-                height = wire_height(&proposal),
-                unfetched, "no peer sent some of a proposal's messages; not voting for it"
+                height,
+                unfetched,
+                "no peer sent some of a proposal's messages; not voting for it until its next copy"
             );
+            return Ok(());
         }
         for entry in entries {
             self.fetched.insert(entry.envelope.leaf_hash(), entry);
@@ -788,31 +852,47 @@ impl Runtime {
     }
 
     /// Each leaf's message if this validator holds it: waiting in the mempool, fetched
-    /// for this height, or in a block proposed at this height.
-    fn lookup_entries(&self, leaves: &[Sha256Hash], mempool: &Mempool) -> Vec<Option<Entry>> {
-        let mut found: Vec<Option<Entry>> = leaves
+    /// for this height, or in a block proposed at this height (taken from there only with
+    /// the payload its envelope names, since a proposed block may be invalid). Copies stop
+    /// at `budget` bytes: the leaves after that come back missing, and the flag says so.
+    fn lookup_entries(
+        &self,
+        leaves: &[Sha256Hash],
+        mempool: &Mempool,
+        budget: usize,
+    ) -> (Vec<Option<Entry>>, bool) {
+        let mut held: Vec<Option<&Entry>> = leaves
             .iter()
-            .map(|leaf| {
-                mempool
-                    .get(leaf)
-                    .or_else(|| self.fetched.get(leaf))
-                    .cloned()
-            })
+            .map(|leaf| mempool.get(leaf).or_else(|| self.fetched.get(leaf)))
             .collect();
-        if found.iter().any(Option::is_none) && !self.blocks.is_empty() {
+        if held.iter().any(Option::is_none) && !self.blocks.is_empty() {
             let proposed: HashMap<Sha256Hash, &Entry> = self
                 .blocks
                 .values()
                 .flat_map(|block| block.body.entries.iter())
                 .map(|entry| (entry.envelope.leaf_hash(), entry))
                 .collect();
-            for (slot, leaf) in found.iter_mut().zip(leaves) {
+            for (slot, leaf) in held.iter_mut().zip(leaves) {
                 if slot.is_none() {
-                    *slot = proposed.get(leaf).map(|&entry| entry.clone());
+                    *slot = proposed
+                        .get(leaf)
+                        .copied()
+                        .filter(|entry| entry.envelope.body.payload.check(&entry.payload).is_ok());
                 }
             }
         }
-        found
+        let mut bytes = 0usize;
+        let mut over = false;
+        let found = held
+            .into_iter()
+            .map(|entry| {
+                let entry = entry?;
+                bytes = bytes.saturating_add(borsh::object_length(entry).unwrap_or(usize::MAX));
+                over |= bytes > budget;
+                (!over).then(|| entry.clone())
+            })
+            .collect();
+        (found, over)
     }
 
     async fn on_proposal(
@@ -853,7 +933,11 @@ impl Runtime {
             pol_round: body.pol_round.map(Round::new),
             proposer,
         };
-        self.blocks.insert(proposal.value, block);
+        // Kept for deciding or re-proposing it later, unless its body is not the one its
+        // header names: such a block can never be decided, and storing it would fail.
+        if valid || block.check_body().is_ok() {
+            self.blocks.insert(proposal.value, block);
+        }
         self.process(Input::Proposal { proposal, valid }).await
     }
 
@@ -1108,6 +1192,7 @@ impl Runtime {
             };
             if let Ok(SyncResponse::Proposed(Some(block))) = wire::sync_response_from_bytes(&bytes)
                 && block.header.id().0 == value.0
+                && block.check_body().is_ok()
             {
                 self.blocks.insert(value, (*block).clone());
                 return Some(*block);
@@ -1188,7 +1273,6 @@ impl Runtime {
         self.wal.clear()?;
         self.blocks.clear();
         self.fetched.clear();
-        self.fetch_tried.clear();
         // No subscriber is not an error.
         let _ = self.shared.committed.send(header.height);
         self.shared
@@ -1362,22 +1446,20 @@ impl Runtime {
                 SyncResponse::Proposed(self.blocks.get(&ValueId(block_id.0)).cloned().map(Box::new))
             }
             Ok(SyncRequest::Entries { leaves }) => {
-                let found = {
-                    let mempool = self.shared.mempool.lock().expect("mempool lock");
-                    self.lookup_entries(&leaves, &mempool)
-                };
+                let mut seen = HashSet::new();
+                let leaves: Vec<Sha256Hash> = leaves
+                    .into_vec()
+                    .into_iter()
+                    .filter(|leaf| seen.insert(*leaf))
+                    .collect();
                 // Bounded like a block-sync answer: the leaves of an honest request come
                 // from one block, so this cuts only a request for more than a block's
                 // worth, and the requester asks another validator for the rest.
-                let mut bytes = 0;
-                let entries: Vec<Entry> = found
-                    .into_iter()
-                    .flatten()
-                    .take_while(|entry| {
-                        bytes += borsh::object_length(entry).unwrap_or(usize::MAX / 2);
-                        bytes <= wire::MAX_SYNC_RESPONSE_BYTES / 2
-                    })
-                    .collect();
+                let (found, _) = {
+                    let mempool = self.shared.mempool.lock().expect("mempool lock");
+                    self.lookup_entries(&leaves, &mempool, wire::MAX_SYNC_RESPONSE_BYTES / 2)
+                };
+                let entries: Vec<Entry> = found.into_iter().flatten().collect();
                 SyncResponse::Entries(List::new(entries).expect("at most one per leaf"))
             }
             Err(e) => {

@@ -364,3 +364,132 @@ fn a_key_outside_genesis_cannot_run_a_validator() {
         "nothing was created"
     );
 }
+
+/// A byzantine validator (v3, played by the test over its own libp2p identity) sends
+/// compact proposals that must be refused before anything is looked up or fetched for
+/// them: one naming a message twice, and one signed for a round it does not propose. The
+/// three honest validators keep committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_byzantine_proposers_compact_proposals_are_refused() {
+    use custos_consensus::{Height, Round, ValidatorAddress};
+    use custos_ledger::block::BlockHeader;
+    use custos_ledger::codec::List;
+    use custos_ledger::crypto::Signed;
+    use custos_ledger::genesis::Genesis;
+    use custos_ledger::hash::Blake3Hash;
+    use custos_ledger::message::UnixMillis;
+    use custos_node::p2p::{P2p, P2pConfig, Peer, Topic};
+    use custos_node::wire::{self, ConsensusWire, ProposalBody};
+
+    let mut net = network(1, &[]);
+    let byzantine = net.validators.remove(3);
+    for v in &mut net.validators {
+        v.start();
+    }
+    common::wait_until_serving(&net.validators, DEADLINE).await;
+
+    let genesis: Genesis = serde_json::from_str(
+        &std::fs::read_to_string(net.dir.path().join("genesis.json")).unwrap(),
+    )
+    .unwrap();
+    let key = KeyFile::load(&net.dir.path().join("keys/v3.json"), KeyKind::Validator).unwrap();
+    let validators = genesis.validators.validators();
+    let peers: Vec<Peer> = validators
+        .iter()
+        .map(|v| Peer {
+            public_key: v.key.0,
+            address: v.p2p_address.parse().unwrap(),
+        })
+        .collect();
+    let mut config = P2pConfig::new(
+        key.seed(),
+        validators[3].p2p_address.parse().unwrap(),
+        genesis.network.to_string(),
+        peers,
+    );
+    config.max_gossip_bytes = wire::MAX_GOSSIP_BYTES;
+    config.max_sync_bytes = wire::MAX_SYNC_RESPONSE_BYTES;
+    let (p2p, _events) = P2p::spawn(config).await.unwrap();
+    let start = Instant::now();
+    while p2p.connected_peers().len() < 3 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the byzantine node never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let rotation = custos_consensus::ValidatorSet::new(
+        validators
+            .iter()
+            .map(|v| custos_consensus::Validator {
+                address: ValidatorAddress(v.key.0),
+                power: v.power,
+            })
+            .collect(),
+    )
+    .unwrap();
+    let propose = |height: u64, round: u32, leaves: Vec<Sha256Hash>| {
+        let header = BlockHeader {
+            network: genesis.network.clone(),
+            height,
+            round,
+            proposer: key.public().key_id(),
+            time: UnixMillis(custos_node::runtime::now_ms().0),
+            parent: Blake3Hash([0; 32]),
+            body_hash: Blake3Hash([0; 32]),
+            log_size: 0,
+            log_root: Sha256Hash::ZERO,
+        };
+        let body = ProposalBody {
+            network: genesis.network.clone(),
+            height,
+            round,
+            pol_round: None,
+            block_id: header.id(),
+            proposer: key.public().key_id(),
+        };
+        wire::to_bytes(&ConsensusWire::Proposal {
+            signed: Signed::sign(body, &key),
+            header: Box::new(header),
+            leaves: List::new(leaves).unwrap(),
+        })
+    };
+    let is_v3 = |height: u64, round: u32| {
+        rotation
+            .proposer(Height::new(height), Round::new(round))
+            .as_usize()
+            == 3
+    };
+    let repeated = vec![Sha256Hash([7; 32]); 2];
+    let mut refused = [false; 2];
+    while !refused.iter().all(|r| *r) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the honest validators never logged both refusals:\n{}",
+            net.validators[0].log_tail(30)
+        );
+        // The next height, in the first rounds where v3 does and does not propose.
+        let height = net.validators[0].client().status().await.unwrap().height + 1;
+        let own = (0..8).find(|&r| is_v3(height, r)).unwrap();
+        let other = (0..8).find(|&r| !is_v3(height, r)).unwrap();
+        for bytes in [
+            propose(height, own, repeated.clone()),
+            propose(height, other, Vec::new()),
+        ] {
+            p2p.publish(Topic::Consensus, bytes).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log = std::fs::read_to_string(net.validators[0].dir.join("node.log")).unwrap();
+        refused[0] = log.contains("proposal names repeated messages");
+        refused[1] = log.contains("not the round's proposer");
+    }
+
+    // The honest three still commit what they are sent.
+    let messages = chain(&net.collectors[0], "client0", 100, 200);
+    let urls: Vec<String> = net.validators.iter().map(|v| v.rpc.clone()).collect();
+    assert_eq!(submit_all(&urls, 0, &messages).await.len(), 100);
+    common::wait_for_log_size(&net.validators, 100, DEADLINE).await;
+    p2p.shutdown().await;
+    drop(byzantine);
+}
