@@ -895,6 +895,19 @@ impl Runtime {
         (found, over)
     }
 
+    /// A committed message by leaf hash, with its payload (none if the payload was
+    /// redacted or the ledger cannot be read).
+    fn committed_entry(&self, leaf: &Sha256Hash) -> Option<Entry> {
+        let chain = self.shared.chain.read().expect("chain lock");
+        let index = chain.ledger.leaf_index(leaf).ok()??;
+        let envelope = chain.ledger.envelope(index).ok()??;
+        let payload = chain.ledger.payload(index).ok()??;
+        Some(Entry {
+            envelope,
+            payload: Bytes::new(payload).ok()?,
+        })
+    }
+
     async fn on_proposal(
         &mut self,
         signed: Signed<ProposalBody>,
@@ -1442,8 +1455,20 @@ impl Runtime {
                 }
                 SyncResponse::Blocks(List::new(blocks).expect("bounded by the loop"))
             }
-            Ok(SyncRequest::Proposed { block_id, .. }) => {
-                SyncResponse::Proposed(self.blocks.get(&ValueId(block_id.0)).cloned().map(Box::new))
+            Ok(SyncRequest::Proposed { height, block_id }) => {
+                let proposed = self.blocks.get(&ValueId(block_id.0)).cloned();
+                // Committed here already (the requester is a moment behind): from the ledger.
+                let committed = || {
+                    let chain = self.shared.chain.read().expect("chain lock");
+                    chain
+                        .ledger
+                        .block(height)
+                        .ok()
+                        .flatten()
+                        .map(|committed| committed.block)
+                        .filter(|block| block.header.id() == block_id)
+                };
+                SyncResponse::Proposed(proposed.or_else(committed).map(Box::new))
             }
             Ok(SyncRequest::Entries { leaves }) => {
                 let mut seen = HashSet::new();
@@ -1455,11 +1480,35 @@ impl Runtime {
                 // Bounded like a block-sync answer: the leaves of an honest request come
                 // from one block, so this cuts only a request for more than a block's
                 // worth, and the requester asks another validator for the rest.
-                let (found, _) = {
+                let budget = wire::MAX_SYNC_RESPONSE_BYTES / 2;
+                let (found, over) = {
                     let mempool = self.shared.mempool.lock().expect("mempool lock");
-                    self.lookup_entries(&leaves, &mempool, wire::MAX_SYNC_RESPONSE_BYTES / 2)
+                    self.lookup_entries(&leaves, &mempool, budget)
                 };
-                let entries: Vec<Entry> = found.into_iter().flatten().collect();
+                let mut bytes: usize = found
+                    .iter()
+                    .flatten()
+                    .map(|entry| borsh::object_length(entry).unwrap_or(0))
+                    .sum();
+                let mut entries = Vec::with_capacity(leaves.len());
+                for (leaf, entry) in leaves.iter().zip(found) {
+                    match entry {
+                        Some(entry) => entries.push(entry),
+                        // Committed here already: the requester is a moment behind (it is
+                        // still deciding the height the others just decided), and with
+                        // these it can judge the block and commit it when the precommits
+                        // it holds decide it, instead of waiting for block sync.
+                        None if !over && bytes <= budget => {
+                            if let Some(entry) = self.committed_entry(leaf) {
+                                bytes += borsh::object_length(&entry).unwrap_or(usize::MAX / 2);
+                                if bytes <= budget {
+                                    entries.push(entry);
+                                }
+                            }
+                        }
+                        None => {}
+                    }
+                }
                 SyncResponse::Entries(List::new(entries).expect("at most one per leaf"))
             }
             Err(e) => {
