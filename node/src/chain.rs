@@ -251,8 +251,10 @@ impl Chain {
 
         let entries: Vec<&Entry> = block.body.entries.iter().collect();
         let leaf_hashes: Vec<Sha256Hash> = entries.iter().map(|e| e.envelope.leaf_hash()).collect();
+        // Messages waiting here had their signature (and payload) checked on admission.
+        let waiting: Vec<Option<&Entry>> = leaf_hashes.iter().map(|h| mempool.get(h)).collect();
         let unverified: Vec<usize> = (0..entries.len())
-            .filter(|&i| !mempool.contains(&leaf_hashes[i]))
+            .filter(|&i| waiting[i].is_none())
             .collect();
         let mut sequencer = Sequencer::new(self.membership.clone(), self);
         for (position, entry) in entries.iter().enumerate() {
@@ -261,8 +263,7 @@ impl Chain {
             // this validator checked when it admitted the message (comparing is far
             // cheaper than hashing).
             let leaf_hash = leaf_hashes[position];
-            let admitted = mempool
-                .get(&leaf_hash)
+            let admitted = waiting[position]
                 .is_some_and(|waiting| waiting.payload.as_slice() == entry.payload.as_slice());
             let checked = if admitted {
                 sequencer.check_order(entry, leaf_hash)

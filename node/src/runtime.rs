@@ -36,6 +36,7 @@ use custos_ledger::hash::{Blake3Hash, Sha256Hash};
 use custos_ledger::message::{
     Equivocation, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
 };
+use custos_ledger::storage::{Ledger, RocksBackend};
 
 use crate::chain::Chain;
 use crate::config::ConsensusConfig;
@@ -194,8 +195,9 @@ type SyncAnswer = ([u8; 32], Result<Vec<u8>, String>);
 /// the messages that arrived and how many no peer sent.
 type FetchedEntries = (ConsensusWire, [u8; 32], Vec<Entry>, usize);
 
-/// How long the loop waits for a peer to send a proposed block it lacks. The loop is not
-/// serving peers meanwhile, so this is kept short.
+/// How long a peer has to send a proposed block or messages this validator lacks. The
+/// loop waits this long for a decided block it lacks (not serving peers meanwhile), so it
+/// is kept short.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Messages buffered for a height that has not started.
@@ -209,6 +211,22 @@ const RESEND_INTERVAL: Duration = Duration::from_millis(1_000);
 /// fetching the block by sync.
 const SYNC_GRACE: Duration = Duration::from_millis(1_000);
 
+/// The validators to ask for something this validator lacks, in order: `first` if given,
+/// then other connected validators, [`FETCH_ATTEMPTS`] at most.
+fn peers_to_ask(shared: &Shared, first: Option<[u8; 32]>) -> Vec<[u8; 32]> {
+    let connected = shared.peers.read().expect("peers lock");
+    first
+        .into_iter()
+        .chain(
+            connected
+                .keys()
+                .copied()
+                .filter(|&peer| Some(peer) != first),
+        )
+        .take(FETCH_ATTEMPTS)
+        .collect()
+}
+
 /// Asks peers for messages by leaf hash: `first` (the proposer, which holds them all),
 /// then other connected validators for whatever is still missing. Returns what arrived;
 /// the caller checks each message against the block it assembles.
@@ -217,19 +235,9 @@ async fn fetch_entries(
     first: [u8; 32],
     missing: Vec<Sha256Hash>,
 ) -> (Vec<Entry>, usize) {
-    let mut peers = vec![first];
-    peers.extend(
-        shared
-            .peers
-            .read()
-            .expect("peers lock")
-            .keys()
-            .filter(|&&peer| peer != first)
-            .copied(),
-    );
     let mut wanted: HashSet<Sha256Hash> = missing.into_iter().collect();
     let mut entries = Vec::new();
-    for peer in peers.into_iter().take(FETCH_ATTEMPTS) {
+    for peer in peers_to_ask(shared, Some(first)) {
         let leaves = List::new(wanted.iter().copied().collect()).expect("at most a block's leaves");
         let request = wire::to_bytes(&SyncRequest::Entries { leaves });
         let answer = tokio::time::timeout(FETCH_TIMEOUT, shared.p2p.request(peer, request)).await;
@@ -255,6 +263,18 @@ async fn fetch_entries(
     (entries, wanted.len())
 }
 
+/// A committed message by leaf hash, with its payload (none if the payload was redacted or
+/// the ledger cannot be read).
+fn committed_entry(ledger: &Ledger<RocksBackend>, leaf: &Sha256Hash) -> Option<Entry> {
+    let index = ledger.leaf_index(leaf).ok()??;
+    let envelope = ledger.envelope(index).ok()??;
+    let payload = ledger.payload(index).ok()??;
+    Some(Entry {
+        envelope,
+        payload: Bytes::new(payload).ok()?,
+    })
+}
+
 fn wire_height(message: &ConsensusWire) -> u64 {
     match message {
         ConsensusWire::Proposal { signed, .. } => signed.body.height,
@@ -266,8 +286,9 @@ fn wire_height(message: &ConsensusWire) -> u64 {
 /// a validator start more fetches than this.
 const FETCHES_IN_FLIGHT: usize = 4;
 
-/// Decided blocks that cannot be found are asked of peers this many times before the
-/// runtime gives up on that decision and waits for block sync.
+/// Peers asked for a decided block or a proposal's missing messages before the runtime
+/// gives up (on a decision it then waits for block sync; on a proposal, until its next
+/// copy).
 const FETCH_ATTEMPTS: usize = 3;
 
 /// The runtime.
@@ -751,7 +772,7 @@ impl Runtime {
         let budget = usize::try_from(self.genesis.params.max_block_bytes).unwrap_or(usize::MAX);
         let (found, over) = {
             let mempool = self.shared.mempool.lock().expect("mempool lock");
-            self.lookup_entries(&leaves, &mempool, budget)
+            self.lookup_entries(&leaves, &mempool, None, budget)
         };
         if over {
             warn!(
@@ -836,8 +857,7 @@ impl Runtime {
             return Ok(()); // decided meanwhile: its messages are not needed any more
         }
         if unfetched > 0 {
-            // Typically a proposal of a height the other validators decided meanwhile:
-            // they no longer hold its messages as waiting, and block sync brings the block.
+            // No peer answered in time, or none holds them (a faulty proposer's).
             info!(
                 height,
                 unfetched,
@@ -852,13 +872,15 @@ impl Runtime {
     }
 
     /// Each leaf's message if this validator holds it: waiting in the mempool, fetched
-    /// for this height, or in a block proposed at this height (taken from there only with
-    /// the payload its envelope names, since a proposed block may be invalid). Copies stop
-    /// at `budget` bytes: the leaves after that come back missing, and the flag says so.
+    /// for this height, in a block proposed at this height (taken from there only with
+    /// the payload its envelope names, since a proposed block may be invalid), or, given
+    /// `committed`, in the ledger. Copies stop at `budget` bytes: the leaves after that
+    /// come back missing, and the flag says so.
     fn lookup_entries(
         &self,
         leaves: &[Sha256Hash],
         mempool: &Mempool,
+        committed: Option<&Ledger<RocksBackend>>,
         budget: usize,
     ) -> (Vec<Option<Entry>>, bool) {
         let mut held: Vec<Option<&Entry>> = leaves
@@ -885,27 +907,21 @@ impl Runtime {
         let mut over = false;
         let found = held
             .into_iter()
-            .map(|entry| {
-                let entry = entry?;
-                bytes = bytes.saturating_add(borsh::object_length(entry).unwrap_or(usize::MAX));
-                over |= bytes > budget;
-                (!over).then(|| entry.clone())
+            .zip(leaves)
+            .map(|(entry, leaf)| {
+                if over {
+                    return None;
+                }
+                let entry = match entry {
+                    Some(entry) => entry.clone(),
+                    None => committed_entry(committed?, leaf)?,
+                };
+                bytes = bytes.saturating_add(borsh::object_length(&entry).unwrap_or(usize::MAX));
+                over = bytes > budget;
+                (!over).then_some(entry)
             })
             .collect();
         (found, over)
-    }
-
-    /// A committed message by leaf hash, with its payload (none if the payload was
-    /// redacted or the ledger cannot be read).
-    fn committed_entry(&self, leaf: &Sha256Hash) -> Option<Entry> {
-        let chain = self.shared.chain.read().expect("chain lock");
-        let index = chain.ledger.leaf_index(leaf).ok()??;
-        let envelope = chain.ledger.envelope(index).ok()??;
-        let payload = chain.ledger.payload(index).ok()??;
-        Some(Entry {
-            envelope,
-            payload: Bytes::new(payload).ok()?,
-        })
     }
 
     async fn on_proposal(
@@ -1187,15 +1203,7 @@ impl Runtime {
             height,
             block_id: Blake3Hash(value.0),
         });
-        let peers: Vec<[u8; 32]> = self
-            .shared
-            .peers
-            .read()
-            .expect("peers lock")
-            .keys()
-            .copied()
-            .collect();
-        for peer in peers.into_iter().take(FETCH_ATTEMPTS) {
+        for peer in peers_to_ask(&self.shared, None) {
             let answer = tokio::time::timeout(
                 FETCH_TIMEOUT,
                 self.shared.p2p.request(peer, request.clone()),
@@ -1457,16 +1465,15 @@ impl Runtime {
             }
             Ok(SyncRequest::Proposed { height, block_id }) => {
                 let proposed = self.blocks.get(&ValueId(block_id.0)).cloned();
-                // Committed here already (the requester is a moment behind): from the ledger.
+                // Committed here already (the requester is a moment behind): from the ledger,
+                // read whole only when the header is the one asked for.
                 let committed = || {
-                    let chain = self.shared.chain.read().expect("chain lock");
-                    chain
-                        .ledger
-                        .block(height)
-                        .ok()
-                        .flatten()
-                        .map(|committed| committed.block)
-                        .filter(|block| block.header.id() == block_id)
+                    let ledger = self.shared.chain.read().expect("chain lock").ledger.clone();
+                    let header = ledger.header(height).ok()??;
+                    if header.id() != block_id {
+                        return None;
+                    }
+                    Some(ledger.block(height).ok()??.block)
                 };
                 SyncResponse::Proposed(proposed.or_else(committed).map(Box::new))
             }
@@ -1477,38 +1484,19 @@ impl Runtime {
                     .into_iter()
                     .filter(|leaf| seen.insert(*leaf))
                     .collect();
-                // Bounded like a block-sync answer: the leaves of an honest request come
-                // from one block, so this cuts only a request for more than a block's
-                // worth, and the requester asks another validator for the rest.
-                let budget = wire::MAX_SYNC_RESPONSE_BYTES / 2;
-                let (found, over) = {
+                // Messages committed here already are answered from the ledger: the
+                // requester is a moment behind (still deciding the height the others just
+                // decided), and with them it can judge the block and commit it on the
+                // precommits it holds instead of waiting for block sync. Bounded like a
+                // block-sync answer: the leaves of an honest request come from one block,
+                // so this cuts only a request for more than a block's worth.
+                let ledger = self.shared.chain.read().expect("chain lock").ledger.clone();
+                let (found, _) = {
                     let mempool = self.shared.mempool.lock().expect("mempool lock");
-                    self.lookup_entries(&leaves, &mempool, budget)
+                    let budget = wire::MAX_SYNC_RESPONSE_BYTES / 2;
+                    self.lookup_entries(&leaves, &mempool, Some(&ledger), budget)
                 };
-                let mut bytes: usize = found
-                    .iter()
-                    .flatten()
-                    .map(|entry| borsh::object_length(entry).unwrap_or(0))
-                    .sum();
-                let mut entries = Vec::with_capacity(leaves.len());
-                for (leaf, entry) in leaves.iter().zip(found) {
-                    match entry {
-                        Some(entry) => entries.push(entry),
-                        // Committed here already: the requester is a moment behind (it is
-                        // still deciding the height the others just decided), and with
-                        // these it can judge the block and commit it when the precommits
-                        // it holds decide it, instead of waiting for block sync.
-                        None if !over && bytes <= budget => {
-                            if let Some(entry) = self.committed_entry(leaf) {
-                                bytes += borsh::object_length(&entry).unwrap_or(usize::MAX / 2);
-                                if bytes <= budget {
-                                    entries.push(entry);
-                                }
-                            }
-                        }
-                        None => {}
-                    }
-                }
+                let entries: Vec<Entry> = found.into_iter().flatten().collect();
                 SyncResponse::Entries(List::new(entries).expect("at most one per leaf"))
             }
             Err(e) => {

@@ -2,8 +2,8 @@
 //! block-sync requests. All borsh, all decoded with bounds.
 //!
 //! A proposal is compact: it carries the block header and the leaf hashes of the block's
-//! messages, not the messages. Every message reached the other validators' mempools by
-//! mempool gossip before a proposer could include it, so each validator rebuilds the body
+//! messages, not the messages. Mempool gossip has normally brought every message to the
+//! other validators before a proposer includes it, so each validator rebuilds the body
 //! from its own mempool and asks the proposer (then the other validators) only for the
 //! messages it lacks ([`SyncRequest::Entries`]). The header's body hash binds the rebuilt
 //! body, and the signed proposal binds the header.
