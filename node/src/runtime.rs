@@ -191,6 +191,38 @@ impl Wal {
 /// A peer's answer to a block-sync request, or why there is none.
 type SyncAnswer = ([u8; 32], Result<Vec<u8>, String>);
 
+/// What a proposal's judgment depends on besides the chain's head: the block, and the
+/// round it is proposed in with its polka's round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct JudgedProposal {
+    height: u64,
+    round: u32,
+    pol_round: Option<u32>,
+    block_id: BlockId,
+}
+
+impl JudgedProposal {
+    fn of(body: &ProposalBody) -> Self {
+        Self {
+            height: body.height,
+            round: body.round,
+            pol_round: body.pol_round,
+            block_id: body.block_id,
+        }
+    }
+}
+
+/// The consensus engine's view of a signed proposal by `proposer`.
+fn engine_proposal(body: &ProposalBody, proposer: ValidatorIndex) -> consensus::Proposal {
+    consensus::Proposal {
+        height: Height::new(body.height),
+        round: Round::new(body.round),
+        value: ValueId(body.block_id.0),
+        pol_round: body.pol_round.map(Round::new),
+        proposer,
+    }
+}
+
 /// Messages fetched for a compact proposal: the proposal to assemble again, its publisher,
 /// the messages that arrived and how many no peer sent.
 type FetchedEntries = (ConsensusWire, [u8; 32], Vec<Entry>, usize);
@@ -318,6 +350,12 @@ pub struct Runtime {
     fetched: HashMap<Sha256Hash, Entry>,
     /// Proposed blocks whose missing messages are being asked of peers.
     fetching: HashSet<BlockId>,
+    /// Proposals of the current height whose block was judged valid: a copy of one (a
+    /// resend, once a second while the height lasts) is not judged again. A block valid at
+    /// one moment stays valid for its height (the head and membership are fixed, and the
+    /// clock only moves towards a block's time); one judged invalid is judged again, as
+    /// the clock may have caught up with it.
+    judged_valid: HashSet<JudgedProposal>,
     entries_tx: mpsc::UnboundedSender<FetchedEntries>,
     entries_rx: mpsc::UnboundedReceiver<FetchedEntries>,
     height_started: Instant,
@@ -405,6 +443,7 @@ impl Runtime {
             sync_rx,
             fetched: HashMap::new(),
             fetching: HashSet::new(),
+            judged_valid: HashSet::new(),
             entries_tx,
             entries_rx,
             height_started: Instant::now(),
@@ -694,6 +733,19 @@ impl Runtime {
                 let Some(proposer) = self.check_proposal(&signed, &header) else {
                     return Ok(());
                 };
+                if self
+                    .judged_valid
+                    .contains(&JudgedProposal::of(&signed.body))
+                {
+                    // A copy of a proposal judged valid (a resend): its block is held.
+                    let proposal = engine_proposal(&signed.body, proposer);
+                    return self
+                        .process(Input::Proposal {
+                            proposal,
+                            valid: true,
+                        })
+                        .await;
+                }
                 let Some(block) = self.assemble(&signed, header, leaves, from) else {
                     return Ok(());
                 };
@@ -955,13 +1007,10 @@ impl Runtime {
                 }
             }
         };
-        let proposal = consensus::Proposal {
-            height: Height::new(body.height),
-            round: Round::new(body.round),
-            value: ValueId(body.block_id.0),
-            pol_round: body.pol_round.map(Round::new),
-            proposer,
-        };
+        let proposal = engine_proposal(body, proposer);
+        if valid {
+            self.judged_valid.insert(JudgedProposal::of(body));
+        }
         // Kept for deciding or re-proposing it later, unless its body is not the one its
         // header names: such a block can never be decided, and storing it would fail.
         if valid || block.check_body().is_ok() {
@@ -1294,6 +1343,7 @@ impl Runtime {
         self.wal.clear()?;
         self.blocks.clear();
         self.fetched.clear();
+        self.judged_valid.clear();
         // No subscriber is not an error.
         let _ = self.shared.committed.send(header.height);
         self.shared
