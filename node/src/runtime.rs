@@ -619,7 +619,7 @@ impl Runtime {
             } => match wire::consensus_from_bytes(&data.into_vec()) {
                 Ok(message) => self.on_consensus(message, from).await?,
                 Err(e) => {
-                    warn!(peer = %self.name_of_key(&from), error = %e, "undecodable consensus message")
+                    warn!(publisher = %self.name_of_key(&from), error = %e, "undecodable consensus message")
                 }
             },
             P2pEvent::Gossip {
@@ -659,7 +659,7 @@ impl Runtime {
             } => match self.cosigning.on_gossip(&from, &data.into_vec()) {
                 Ok(()) => self.store_quorum_checkpoints(),
                 Err(e) => {
-                    warn!(peer = %self.name_of_key(&from), error = %e, "cosignature refused")
+                    warn!(publisher = %self.name_of_key(&from), error = %e, "cosignature refused")
                 }
             },
             P2pEvent::Request { from, data, reply } => {

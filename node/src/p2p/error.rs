@@ -132,7 +132,7 @@ pub enum PublishError {
         /// Peers that were tried.
         peers: usize,
     },
-    /// gossipsub refused the message for another reason (signing failed, duplicate id).
+    /// gossipsub refused the message for another reason (a duplicate id).
     #[error("gossipsub refused the message: {reason}")]
     Refused {
         /// What gossipsub reported.

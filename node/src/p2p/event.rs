@@ -17,8 +17,11 @@ pub enum P2pEvent {
     Gossip {
         /// The topic it was published on.
         topic: Topic,
-        /// The publisher's validator public key, authenticated by its gossipsub signature
-        /// (not the neighbour that relayed it).
+        /// The publisher's validator public key (not the neighbour that relayed it). For
+        /// mempool batches, which are not relayed, it is the Noise-authenticated sender;
+        /// for consensus and cosignature messages, which may be relayed, it is the
+        /// publisher a validator named. Use it as a hint (whom to ask, which key to check
+        /// a signature against), never as proof of who wrote the content.
         from: [u8; 32],
         /// The message as published.
         data: InboundBytes,

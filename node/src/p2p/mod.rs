@@ -6,11 +6,13 @@
 //! A node's libp2p identity is its genesis Ed25519 key ([`P2pConfig::identity_seed`]).
 //! Noise authenticates the remote key during the handshake; an allow list then refuses
 //! every connection whose key is not one of [`P2pConfig::peers`], in both directions, and
-//! a dial to a validator's address that is answered by another key fails. Gossip is
-//! signed by its publisher (gossipsub strict validation) and a message is delivered and
-//! relayed only if the signed publisher is a validator, so `from` in
-//! [`P2pEvent::Gossip`] is the authenticated author even when another validator relayed
-//! it. Topics and the sync protocol carry the network id, so nodes of different networks
+//! a dial to a validator's address that is answered by another key fails. Gossip names
+//! its publisher without a gossipsub signature (the content is signed by its authors), and
+//! a message is delivered and relayed only if that publisher is a validator. A mempool
+//! batch, never relayed, must come straight from its publisher, so `from` in
+//! [`P2pEvent::Gossip`] is authenticated by the connection; a relayed consensus or
+//! cosignature message carries the publisher a validator named (see `gossip::accept`).
+//! Topics and the sync protocol carry the network id, so nodes of different networks
 //! never exchange messages.
 //!
 //! # Connectivity

@@ -659,6 +659,7 @@ impl Service {
             } => {
                 let verdict = gossip::accept(
                     &message,
+                    &propagation_source,
                     &self.topics,
                     &self.validators,
                     self.max_gossip_bytes,
