@@ -16,9 +16,8 @@ use super::error::P2pError;
 
 /// Bytes a gossipsub frame adds around the application bytes: protobuf framing, the
 /// topic name (at most ~100 bytes), the source peer id (38), the sequence number (8) and
-/// any control messages piggybacked on the same frame. The
-/// transmit limit is `max_gossip_bytes` plus this, so a message of exactly
-/// `max_gossip_bytes` always fits.
+/// any control messages piggybacked on the same frame. The transmit limit is
+/// `max_gossip_bytes` plus this, so a message of exactly `max_gossip_bytes` always fits.
 pub const GOSSIP_FRAME_OVERHEAD_BYTES: usize = 16 * 1024;
 
 /// Gossipsub heartbeat. The heartbeat repairs the mesh (grafts a reconnected validator)
