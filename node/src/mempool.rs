@@ -194,18 +194,44 @@ pub struct Prepared {
     entries: Vec<Entry>,
     hashes: Vec<Sha256Hash>,
     bad_signature: HashSet<usize>,
+    /// Entries left unverified because they were known when the batch was prepared.
+    unverified: HashSet<usize>,
 }
 
 impl Prepared {
     /// Hashes the entries and batch-verifies their signatures against `membership`.
     pub fn new(entries: Vec<Entry>, membership: &Membership) -> Self {
-        let hashes = entries.iter().map(|e| e.envelope.leaf_hash()).collect();
-        let refs: Vec<&Entry> = entries.iter().collect();
-        let bad_signature = bad_signatures(&refs, membership).into_iter().collect();
+        Self::skipping_known(entries, membership, |_| false)
+    }
+
+    /// Like [`Prepared::new`], but leaves unverified the entries whose leaf hash `known`
+    /// says is already waiting or committed ([`Mempool::knows`]): admission refuses those
+    /// as duplicates before it looks at a signature, and verifies one that is neither by
+    /// then. So a late copy of a message (gossip arriving after the message was fetched
+    /// for a proposal and committed, a collector's retry) costs a lookup, not a signature
+    /// verification.
+    pub fn skipping_known(
+        entries: Vec<Entry>,
+        membership: &Membership,
+        known: impl Fn(&Sha256Hash) -> bool,
+    ) -> Self {
+        let hashes: Vec<Sha256Hash> = entries.iter().map(|e| e.envelope.leaf_hash()).collect();
+        let unverified: HashSet<usize> =
+            (0..entries.len()).filter(|&i| known(&hashes[i])).collect();
+        let (positions, refs): (Vec<usize>, Vec<&Entry>) = entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !unverified.contains(i))
+            .unzip();
+        let bad_signature = bad_signatures(&refs, membership)
+            .into_iter()
+            .map(|i| positions[i])
+            .collect();
         Self {
             entries,
             hashes,
             bad_signature,
+            unverified,
         }
     }
 
@@ -249,7 +275,16 @@ pub struct Mempool {
     waiting: HashMap<Sha256Hash, Waiting>,
     tips: HashMap<KeyId, ChainTip>,
     bytes: usize,
+    /// Leaf hashes of the last [`RECENTLY_COMMITTED`] messages committed, oldest first,
+    /// and the same as a set: late copies of them are refused without a signature check.
+    recent: VecDeque<Sha256Hash>,
+    recent_set: HashSet<Sha256Hash>,
 }
+
+/// How many of the last committed messages the mempool remembers (a few seconds at the
+/// design throughput, 6 MiB). A gossiped copy of a message that arrives after the message
+/// was fetched for a proposal and committed is the case this is for.
+const RECENTLY_COMMITTED: usize = 100_000;
 
 fn entry_size(entry: &Entry) -> usize {
     entry.payload.len() + 512
@@ -264,6 +299,8 @@ impl Mempool {
             waiting: HashMap::new(),
             tips: HashMap::new(),
             bytes: 0,
+            recent: VecDeque::new(),
+            recent_set: HashSet::new(),
         }
     }
 
@@ -283,6 +320,12 @@ impl Mempool {
         self.waiting.contains_key(leaf_hash)
     }
 
+    /// Whether this exact message is waiting or was among the last committed: a message
+    /// admission would refuse as a duplicate or as committed, whatever its signature.
+    pub fn knows(&self, leaf_hash: &Sha256Hash) -> bool {
+        self.waiting.contains_key(leaf_hash) || self.recent_set.contains(leaf_hash)
+    }
+
     /// A waiting message by leaf hash.
     pub fn get(&self, leaf_hash: &Sha256Hash) -> Option<&Entry> {
         self.waiting.get(leaf_hash).map(|waiting| &waiting.entry)
@@ -296,12 +339,13 @@ impl Mempool {
         membership: &Membership,
         committed: &C,
     ) -> Vec<Result<Sha256Hash, Rejection>> {
-        let prepared = Prepared::new(entries, membership);
+        let prepared = Prepared::skipping_known(entries, membership, |hash| self.knows(hash));
         self.admit_prepared(prepared, membership, committed)
     }
 
-    /// Admits a batch whose signatures were checked by [`Prepared::new`], which callers
-    /// run before taking the mempool's lock so the expensive part does not block it.
+    /// Admits a batch whose signatures were checked by [`Prepared::new`] or
+    /// [`Prepared::skipping_known`], which callers run before taking the mempool's lock so
+    /// the expensive part does not block it.
     pub fn admit_prepared<C: Committed>(
         &mut self,
         prepared: Prepared,
@@ -312,6 +356,7 @@ impl Mempool {
             entries,
             hashes,
             bad_signature,
+            unverified,
         } = prepared;
         let mut results: Vec<Option<Result<Sha256Hash, Rejection>>> = vec![None; entries.len()];
         let overlay = Overlay {
@@ -320,14 +365,18 @@ impl Mempool {
         };
         let mut sequencer = Sequencer::new(membership.clone(), &overlay);
         let mut accepted = Vec::new();
+        let mut in_batch = HashSet::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
-            let duplicate =
-                self.waiting.contains_key(&hashes[i]) || hashes[..i].contains(&hashes[i]);
+            let duplicate = self.waiting.contains_key(&hashes[i]) || !in_batch.insert(hashes[i]);
             let result = if committed.is_committed(&hashes[i]) {
                 Err(Rejection::Committed(hashes[i]))
             } else if duplicate {
                 Err(Rejection::Duplicate(hashes[i]))
-            } else if bad_signature.contains(&i) {
+            } else if bad_signature.contains(&i)
+                // Known when prepared, but neither waiting nor committed now (dropped as
+                // invalid meanwhile): verified here, as nothing is admitted unverified.
+                || (unverified.contains(&i) && !bad_signatures(&[entry], membership).is_empty())
+            {
                 // Report an unknown or revoked author as such rather than as a bad
                 // signature.
                 sequencer
@@ -395,6 +444,13 @@ impl Mempool {
             if let Some(w) = self.waiting.remove(hash) {
                 self.bytes -= w.size_bytes;
             }
+            if self.recent_set.insert(*hash) {
+                self.recent.push_back(*hash);
+            }
+        }
+        while self.recent.len() > RECENTLY_COMMITTED {
+            let oldest = self.recent.pop_front().expect("longer than the bound");
+            self.recent_set.remove(&oldest);
         }
         // Re-check the rest in order: a block from another proposer may have committed a
         // different message with the same author and sequence number.

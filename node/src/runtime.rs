@@ -84,8 +84,7 @@ impl Shared {
     ) {
         let results = {
             let chain = self.chain.read().expect("chain lock");
-            // Signatures are checked before the mempool is locked: they are the slow part.
-            let prepared = Prepared::new(entries.clone(), chain.membership());
+            let prepared = self.prepare(entries.clone(), &chain);
             let mut mempool = self.mempool.lock().expect("mempool lock");
             let results = mempool.admit_prepared(prepared, chain.membership(), &*chain);
             self.metrics.mempool_messages.set(gauge(mempool.len()));
@@ -101,6 +100,14 @@ impl Shared {
             self.mempool_changed.notify_one();
         }
         (results, admitted)
+    }
+
+    /// Checks the signatures of entries to admit, before the mempool is locked (they are
+    /// the slow part), skipping those the mempool knows as waiting or just committed.
+    fn prepare(&self, entries: Vec<Entry>, chain: &Chain) -> Prepared {
+        Prepared::skipping_known(entries, chain.membership(), |hash| {
+            self.mempool.lock().expect("mempool lock").knows(hash)
+        })
     }
 
     /// Gossips admitted messages to the other validators, in batches under the gossip
@@ -635,7 +642,7 @@ impl Runtime {
                         // every validator is subscribed to the topic.
                         let results = {
                             let chain = shared.chain.read().expect("chain lock");
-                            let prepared = Prepared::new(entries, chain.membership());
+                            let prepared = shared.prepare(entries, &chain);
                             let mut mempool = shared.mempool.lock().expect("mempool lock");
                             let r = mempool.admit_prepared(prepared, chain.membership(), &*chain);
                             shared.metrics.mempool_messages.set(gauge(mempool.len()));

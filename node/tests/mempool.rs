@@ -12,7 +12,7 @@ use custos_ledger::membership::{Membership, MembershipError};
 use custos_ledger::message::{
     EvidenceKind, Kind, Message, PayloadDescriptor, Role, SourceFormat, UnixMillis,
 };
-use custos_node::mempool::{ChainTip, Committed, Mempool, MempoolLimits, Rejection};
+use custos_node::mempool::{ChainTip, Committed, Mempool, MempoolLimits, Prepared, Rejection};
 
 #[derive(Default)]
 struct FakeChain {
@@ -196,6 +196,54 @@ fn each_kind_of_bad_message_is_refused_precisely() {
     );
     // And the next message continues from the committed tip.
     assert!(pool.admit_batch(vec![good[1].clone()], &m, &committed)[0].is_ok());
+}
+
+#[test]
+fn a_message_skipped_as_known_is_still_verified_if_no_longer_known_at_admission() {
+    // Signatures of messages already waiting or committed are not checked when a batch is
+    // prepared. If such a message is gone by admission (dropped as invalid meanwhile), its
+    // signature must be checked then: nothing is admitted unverified.
+    let key = SecretKey::generate();
+    let m = membership(&[&key]);
+    let chain = FakeChain::default();
+    let mut pool = Mempool::new(MempoolLimits::default());
+    let good = chain_of(&key, 2);
+    let mut forged = good[1].clone();
+    forged.envelope.body.observed_at = UnixMillis(999);
+
+    let prepared = Prepared::skipping_known(vec![good[0].clone(), forged], &m, |_| true);
+    let results = pool.admit_prepared(prepared, &m, &chain);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(Rejection::BadSignature(_))),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(pool.len(), 1);
+
+    // Known ones are refused as what they are, before any signature is looked at.
+    let again = Prepared::skipping_known(vec![good[0].clone()], &m, |_| true);
+    assert!(matches!(
+        pool.admit_prepared(again, &m, &chain)[0],
+        Err(Rejection::Duplicate(_))
+    ));
+
+    // The mempool knows what waits in it and what was just committed, including
+    // messages of a block it never held (fetched for a proposal): a late gossiped copy
+    // of one is skipped, then refused as committed.
+    let hashes: Vec<Sha256Hash> = good.iter().map(|e| e.envelope.leaf_hash()).collect();
+    assert!(pool.knows(&hashes[0]) && !pool.knows(&hashes[1]));
+    let committed = FakeChain {
+        tips: HashMap::from([(key.public().key_id(), (2, hashes[1]))]),
+        committed: hashes.clone(),
+    };
+    assert!(pool.on_commit(&hashes, &m, &committed).is_empty());
+    assert!(pool.is_empty());
+    assert!(hashes.iter().all(|h| pool.knows(h)));
+    assert_eq!(
+        pool.admit_batch(vec![good[1].clone()], &m, &committed)[0],
+        Err(Rejection::Committed(hashes[1]))
+    );
 }
 
 #[test]

@@ -86,6 +86,10 @@ impl Plan {
 const SATURATION_SUPPLY_PER_S: u64 = 16_000;
 /// Messages per `custos_submit` call in the saturation run.
 const SATURATION_BATCH: usize = 250;
+/// The load fed to the other validators while a SIGKILLed one rejoins, messages/s, and
+/// for how long at most (the feed stops as soon as the victim has rejoined).
+const REJOIN_FEED_PER_S: u64 = 1_000;
+const REJOIN_FEED_S: u64 = 10;
 /// Proof reads in flight during the proof-read probe.
 const PROOF_CONCURRENCY: usize = 16;
 /// How long a phase may take to drain (everything sent is committed) before the run is
@@ -278,7 +282,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         .sum::<usize>()
         + per_collector(SATURATION_SUPPLY_PER_S, plan.saturation_s)
         + per_collector(5_000, plan.down_s)
-        + per_collector(1_000, 2);
+        + per_collector(REJOIN_FEED_PER_S, REJOIN_FEED_S);
     // Phases cut short by backpressure hand their unsent messages to the next.
     let needed = needed + needed / 5;
     progress(&format!(
@@ -412,7 +416,9 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let catchup = gap as f64 / caught_up_s;
 
     // Rejoin: SIGKILL one validator and time it from restart to voting again (its head
-    // at the network's, with a block committed after the restart).
+    // past the network's at the restart). The others are fed a steady load meanwhile, as
+    // a live network is, so there are blocks to rejoin on: without load the victim would
+    // wait for the next empty block, and the figure would be that interval instead.
     progress("rejoin after SIGKILL");
     let victim = 1;
     run.validators[victim].kill();
@@ -426,16 +432,28 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
             target_height = target_height.max(status.height);
         }
     }
-    let extra = run.take(0, per_collector(1_000, 2));
-    let rpc = run.validators[0].rpc.clone();
-    let feeder = tokio::spawn(submit_paced(
-        rpc,
-        extra,
-        50,
-        Duration::from_millis(50),
-        Instant::now() + Duration::from_secs(2),
-        run.commits.clone(),
-    ));
+    let others: Vec<String> = run
+        .validators
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != victim)
+        .map(|(_, v)| v.rpc.clone())
+        .collect();
+    let per_s = REJOIN_FEED_PER_S.div_ceil(plan.collectors as u64);
+    let batch = usize::try_from(per_s.div_ceil(20))?;
+    let feed_until = Instant::now() + Duration::from_secs(REJOIN_FEED_S);
+    let mut feeders = Vec::new();
+    for c in 0..plan.collectors {
+        let messages = run.take(c, per_collector(REJOIN_FEED_PER_S, REJOIN_FEED_S));
+        feeders.push(tokio::spawn(submit_paced(
+            others[c % others.len()].clone(),
+            messages,
+            batch,
+            Duration::from_secs_f64(batch as f64 / per_s as f64),
+            feed_until,
+            run.commits.clone(),
+        )));
+    }
     let rejoin_s = loop {
         if let Some(status) = run.validators[victim].status().await
             && status.height > target_height
@@ -447,7 +465,10 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    feeder.await??;
+    // The feed has done its job; what it did not send is not needed.
+    for feeder in feeders {
+        feeder.abort();
+    }
     follower.abort();
 
     // Storage at rest: a stopped validator's ledger, flushed and compacted, per leaf.
