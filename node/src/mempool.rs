@@ -367,15 +367,22 @@ impl Mempool {
         let mut accepted = Vec::new();
         let mut in_batch = HashSet::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
+            // Whether a message is committed is not looked up for every message: a
+            // committed one's sequence number is at most its author's tip, and only then
+            // does the sequencer ask the ledger (below), so new messages, almost all of
+            // them, cost no ledger read. (A leaf hash covers the signature: a copy of a
+            // committed message has a good one.) A message left unverified as known is
+            // looked up first, as it must not reach the sequencer unverified.
             let duplicate = self.waiting.contains_key(&hashes[i]) || !in_batch.insert(hashes[i]);
-            let result = if committed.is_committed(&hashes[i]) {
-                Err(Rejection::Committed(hashes[i]))
-            } else if duplicate {
+            let unchecked = unverified.contains(&i);
+            let result = if duplicate {
                 Err(Rejection::Duplicate(hashes[i]))
+            } else if unchecked && committed.is_committed(&hashes[i]) {
+                Err(Rejection::Committed(hashes[i]))
             } else if bad_signature.contains(&i)
                 // Known when prepared, but neither waiting nor committed now (dropped as
                 // invalid meanwhile): verified here, as nothing is admitted unverified.
-                || (unverified.contains(&i) && !bad_signatures(&[entry], membership).is_empty())
+                || (unchecked && !bad_signatures(&[entry], membership).is_empty())
             {
                 // Report an unknown or revoked author as such rather than as a bad
                 // signature.
@@ -387,9 +394,14 @@ impl Mempool {
             } else if self.waiting.len() + accepted.len() >= self.limits.max_messages
                 || self.bytes + entry_size(entry) > self.limits.max_bytes
             {
-                Err(Rejection::Busy {
-                    messages: self.waiting.len(),
-                    bytes: self.bytes,
+                // A sender retrying a committed message may forget it, full or not.
+                Err(if committed.is_committed(&hashes[i]) {
+                    Rejection::Committed(hashes[i])
+                } else {
+                    Rejection::Busy {
+                        messages: self.waiting.len(),
+                        bytes: self.bytes,
+                    }
                 })
             } else {
                 sequencer.check(entry, hashes[i]).map(|()| hashes[i])

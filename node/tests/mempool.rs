@@ -281,6 +281,34 @@ fn a_full_mempool_answers_busy_and_keeps_what_it_has() {
 }
 
 #[test]
+fn a_committed_message_sent_again_is_answered_committed_even_when_the_mempool_is_full() {
+    let key = SecretKey::generate();
+    let m = membership(&[&key]);
+    let entries = chain_of(&key, 4);
+    let first = entries[0].envelope.leaf_hash();
+    let committed = FakeChain {
+        tips: HashMap::from([(key.public().key_id(), (1, first))]),
+        committed: vec![first],
+    };
+    let mut pool = Mempool::new(MempoolLimits {
+        max_messages: 2,
+        max_bytes: usize::MAX,
+    });
+    let results = pool.admit_batch(entries[1..3].to_vec(), &m, &committed);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    // Full: a new message is told to retry, a committed one that it may forget it.
+    assert!(matches!(
+        pool.admit_batch(vec![entries[3].clone()], &m, &committed)[0],
+        Err(Rejection::Busy { .. })
+    ));
+    assert_eq!(
+        pool.admit_batch(vec![entries[0].clone()], &m, &committed)[0],
+        Err(Rejection::Committed(first))
+    );
+    assert_eq!(pool.len(), 2);
+}
+
+#[test]
 fn a_commit_of_a_conflicting_message_drops_the_fork() {
     let key = SecretKey::generate();
     let m = membership(&[&key]);
