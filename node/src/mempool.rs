@@ -125,13 +125,16 @@ impl<'a, C: Committed> Sequencer<'a, C> {
     /// payload was checked when they were admitted.
     pub fn check_order(&mut self, entry: &Entry, leaf_hash: Sha256Hash) -> Result<(), Rejection> {
         let message = &entry.envelope.body;
-        self.membership.authorize(message)?;
         let (last_sequence, last_hash) = self.tip(&message.author).unwrap_or((0, Sha256Hash::ZERO));
+        // A committed message is answered as such even if its author has been revoked
+        // since: the sender may forget it. Only a message at or below the author's tip
+        // can be committed, so the ledger is asked about no other.
+        if message.sequence <= last_sequence && self.committed.is_committed(&leaf_hash) {
+            return Err(Rejection::Committed(leaf_hash));
+        }
+        self.membership.authorize(message)?;
         let expected = last_sequence + 1;
         if message.sequence != expected {
-            if message.sequence <= last_sequence && self.committed.is_committed(&leaf_hash) {
-                return Err(Rejection::Committed(leaf_hash));
-            }
             return Err(Rejection::Sequence {
                 author: message.author,
                 expected,
@@ -369,15 +372,21 @@ impl Mempool {
         for (i, entry) in entries.iter().enumerate() {
             // Whether a message is committed is not looked up for every message: a
             // committed one's sequence number is at most its author's tip, and only then
-            // does the sequencer ask the ledger (below), so new messages, almost all of
-            // them, cost no ledger read. (A leaf hash covers the signature: a copy of a
-            // committed message has a good one.) A message left unverified as known is
-            // looked up first, as it must not reach the sequencer unverified.
+            // does the sequencer ask the ledger, so new messages, almost all of them, cost
+            // no ledger read. It is asked first where a message would otherwise be
+            // refused for another reason or left unverified: a sender may forget a
+            // committed message, and one left unverified as known must not reach the
+            // sequencer. (A leaf hash covers the signature: a copy of a committed message
+            // has a good one; "bad" here is an author no longer in the membership.)
             let duplicate = self.waiting.contains_key(&hashes[i]) || !in_batch.insert(hashes[i]);
             let unchecked = unverified.contains(&i);
+            let full = self.waiting.len() + accepted.len() >= self.limits.max_messages
+                || self.bytes + entry_size(entry) > self.limits.max_bytes;
             let result = if duplicate {
                 Err(Rejection::Duplicate(hashes[i]))
-            } else if unchecked && committed.is_committed(&hashes[i]) {
+            } else if (unchecked || full || bad_signature.contains(&i))
+                && committed.is_committed(&hashes[i])
+            {
                 Err(Rejection::Committed(hashes[i]))
             } else if bad_signature.contains(&i)
                 // Known when prepared, but neither waiting nor committed now (dropped as
@@ -391,17 +400,10 @@ impl Mempool {
                     .authorize(&entry.envelope.body)
                     .map_err(Rejection::from)
                     .and(Err(Rejection::BadSignature(entry.envelope.body.author)))
-            } else if self.waiting.len() + accepted.len() >= self.limits.max_messages
-                || self.bytes + entry_size(entry) > self.limits.max_bytes
-            {
-                // A sender retrying a committed message may forget it, full or not.
-                Err(if committed.is_committed(&hashes[i]) {
-                    Rejection::Committed(hashes[i])
-                } else {
-                    Rejection::Busy {
-                        messages: self.waiting.len(),
-                        bytes: self.bytes,
-                    }
+            } else if full {
+                Err(Rejection::Busy {
+                    messages: self.waiting.len(),
+                    bytes: self.bytes,
                 })
             } else {
                 sequencer.check(entry, hashes[i]).map(|()| hashes[i])

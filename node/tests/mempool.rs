@@ -281,7 +281,7 @@ fn a_full_mempool_answers_busy_and_keeps_what_it_has() {
 }
 
 #[test]
-fn a_committed_message_sent_again_is_answered_committed_even_when_the_mempool_is_full() {
+fn a_committed_message_sent_again_is_answered_committed_when_full_or_no_longer_a_member() {
     let key = SecretKey::generate();
     let m = membership(&[&key]);
     let entries = chain_of(&key, 4);
@@ -306,6 +306,18 @@ fn a_committed_message_sent_again_is_answered_committed_even_when_the_mempool_is
         Err(Rejection::Committed(first))
     );
     assert_eq!(pool.len(), 2);
+
+    // So is one whose author is no longer a member, rather than an unknown author.
+    let mut pool = Mempool::new(MempoolLimits::default());
+    let without_author = membership(&[]);
+    assert_eq!(
+        pool.admit_batch(vec![entries[0].clone()], &without_author, &committed)[0],
+        Err(Rejection::Committed(first))
+    );
+    assert!(matches!(
+        pool.admit_batch(vec![entries[1].clone()], &without_author, &committed)[0],
+        Err(Rejection::Membership(MembershipError::UnknownAuthor(_)))
+    ));
 }
 
 #[test]
