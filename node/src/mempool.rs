@@ -202,18 +202,13 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Hashes the entries and batch-verifies their signatures against `membership`.
-    pub fn new(entries: Vec<Entry>, membership: &Membership) -> Self {
-        Self::skipping_known(entries, membership, |_| false)
-    }
-
-    /// Like [`Prepared::new`], but leaves unverified the entries whose leaf hash `known`
-    /// says is already waiting or committed ([`Mempool::knows`]): admission refuses those
-    /// as duplicates before it looks at a signature, and verifies one that is neither by
-    /// then. So a late copy of a message (gossip arriving after the message was fetched
-    /// for a proposal and committed, a collector's retry) costs a lookup, not a signature
-    /// verification.
-    pub fn skipping_known(
+    /// Hashes the entries and batch-verifies their signatures against `membership`,
+    /// except the entries whose leaf hash `known` says is already waiting or committed
+    /// ([`Mempool::knows`]): admission refuses those as duplicates before it looks at a
+    /// signature, and verifies one that is neither by then. So a late copy of a message
+    /// (gossip arriving after the message was fetched for a proposal and committed, a
+    /// collector's retry) costs a lookup, not a signature verification.
+    pub fn new(
         entries: Vec<Entry>,
         membership: &Membership,
         known: impl Fn(&Sha256Hash) -> bool,
@@ -285,7 +280,7 @@ pub struct Mempool {
 }
 
 /// How many of the last committed messages the mempool remembers (a few seconds at the
-/// design throughput, 6 MiB). A gossiped copy of a message that arrives after the message
+/// design throughput, about 8 MB). A gossiped copy of a message that arrives after the message
 /// was fetched for a proposal and committed is the case this is for.
 const RECENTLY_COMMITTED: usize = 100_000;
 
@@ -342,13 +337,12 @@ impl Mempool {
         membership: &Membership,
         committed: &C,
     ) -> Vec<Result<Sha256Hash, Rejection>> {
-        let prepared = Prepared::skipping_known(entries, membership, |hash| self.knows(hash));
+        let prepared = Prepared::new(entries, membership, |hash| self.knows(hash));
         self.admit_prepared(prepared, membership, committed)
     }
 
-    /// Admits a batch whose signatures were checked by [`Prepared::new`] or
-    /// [`Prepared::skipping_known`], which callers run before taking the mempool's lock so
-    /// the expensive part does not block it.
+    /// Admits a batch whose signatures were checked by [`Prepared::new`], which callers
+    /// run before taking the mempool's lock so the expensive part does not block it.
     pub fn admit_prepared<C: Committed>(
         &mut self,
         prepared: Prepared,

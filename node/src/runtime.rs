@@ -105,7 +105,7 @@ impl Shared {
     /// Checks the signatures of entries to admit, before the mempool is locked (they are
     /// the slow part), skipping those the mempool knows as waiting or just committed.
     fn prepare(&self, entries: Vec<Entry>, chain: &Chain) -> Prepared {
-        Prepared::skipping_known(entries, chain.membership(), |hash| {
+        Prepared::new(entries, chain.membership(), |hash| {
             self.mempool.lock().expect("mempool lock").knows(hash)
         })
     }

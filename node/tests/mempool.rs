@@ -211,7 +211,7 @@ fn a_message_skipped_as_known_is_still_verified_if_no_longer_known_at_admission(
     let mut forged = good[1].clone();
     forged.envelope.body.observed_at = UnixMillis(999);
 
-    let prepared = Prepared::skipping_known(vec![good[0].clone(), forged], &m, |_| true);
+    let prepared = Prepared::new(vec![good[0].clone(), forged], &m, |_| true);
     let results = pool.admit_prepared(prepared, &m, &chain);
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert!(
@@ -222,7 +222,7 @@ fn a_message_skipped_as_known_is_still_verified_if_no_longer_known_at_admission(
     assert_eq!(pool.len(), 1);
 
     // Known ones are refused as what they are, before any signature is looked at.
-    let again = Prepared::skipping_known(vec![good[0].clone()], &m, |_| true);
+    let again = Prepared::new(vec![good[0].clone()], &m, |_| true);
     assert!(matches!(
         pool.admit_prepared(again, &m, &chain)[0],
         Err(Rejection::Duplicate(_))

@@ -86,6 +86,9 @@ impl Plan {
 const SATURATION_SUPPLY_PER_S: u64 = 16_000;
 /// Messages per `custos_submit` call in the saturation run.
 const SATURATION_BATCH: usize = 250;
+/// A task submitting one collector's messages: what it sent, and what it did not.
+type Feeder = tokio::task::JoinHandle<anyhow::Result<(Sent, Vec<Signed1>)>>;
+
 /// The load fed to the other validators while a SIGKILLed one rejoins, messages/s, and
 /// for how long at most (the feed stops as soon as the victim has rejoined).
 const REJOIN_FEED_PER_S: u64 = 1_000;
@@ -182,20 +185,6 @@ impl Run<'_> {
         seconds: u64,
         batch: Option<usize>,
     ) -> anyhow::Result<(Sent, Instant, Instant)> {
-        let collectors = self.plan.collectors;
-        let per_collector_per_s = rate.div_ceil(collectors as u64).max(1);
-        // About 20 calls per second per collector, as a collector agent batches.
-        let batch = batch.unwrap_or_else(|| {
-            usize::try_from(per_collector_per_s.div_ceil(20))
-                .unwrap_or(1)
-                .max(1)
-        });
-        let interval = if rate >= SATURATION_SUPPLY_PER_S {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(batch as f64 / per_collector_per_s as f64)
-        };
-        let count = usize::try_from(per_collector_per_s * seconds)?;
         let running: Vec<String> = self
             .validators
             .iter()
@@ -204,22 +193,7 @@ impl Run<'_> {
             .collect();
         let start = Instant::now();
         let until = start + Duration::from_secs(seconds);
-        let mut tasks = Vec::new();
-        for c in 0..collectors {
-            let messages = self.take(c, count);
-            if messages.is_empty() {
-                bail!("the run needs more pre-signed messages than were signed");
-            }
-            let rpc = running[c % running.len()].clone();
-            tasks.push(tokio::spawn(submit_paced(
-                rpc,
-                messages,
-                batch,
-                interval,
-                until,
-                self.commits.clone(),
-            )));
-        }
+        let tasks = self.feed(rate, seconds, batch, &running, until)?;
         let mut sent = Vec::new();
         for (c, task) in tasks.into_iter().enumerate() {
             let (admitted, unsent) = task.await??;
@@ -249,6 +223,48 @@ impl Run<'_> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok((sent, start, end))
+    }
+
+    /// Starts feeding `rate` messages/s for `seconds` (or until `until`) from every
+    /// collector, collector `c` to `validators[c % len]`; one task per collector, in
+    /// collector order, returning what it sent and what it did not.
+    fn feed(
+        &mut self,
+        rate: u64,
+        seconds: u64,
+        batch: Option<usize>,
+        validators: &[String],
+        until: Instant,
+    ) -> anyhow::Result<Vec<Feeder>> {
+        let per_collector_per_s = rate.div_ceil(self.plan.collectors as u64).max(1);
+        // About 20 calls per second per collector, as a collector agent batches.
+        let batch = batch.unwrap_or_else(|| {
+            usize::try_from(per_collector_per_s.div_ceil(20))
+                .unwrap_or(1)
+                .max(1)
+        });
+        let interval = if rate >= SATURATION_SUPPLY_PER_S {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(batch as f64 / per_collector_per_s as f64)
+        };
+        let count = usize::try_from(per_collector_per_s * seconds)?;
+        let mut tasks = Vec::new();
+        for c in 0..self.plan.collectors {
+            let messages = self.take(c, count);
+            if messages.is_empty() {
+                bail!("the run needs more pre-signed messages than were signed");
+            }
+            tasks.push(tokio::spawn(submit_paced(
+                validators[c % validators.len()].clone(),
+                messages,
+                batch,
+                interval,
+                until,
+                self.commits.clone(),
+            )));
+        }
+        Ok(tasks)
     }
 
     fn running_cpu(&self) -> anyhow::Result<Vec<Duration>> {
@@ -439,21 +455,13 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         .filter(|&(i, _)| i != victim)
         .map(|(_, v)| v.rpc.clone())
         .collect();
-    let per_s = REJOIN_FEED_PER_S.div_ceil(plan.collectors as u64);
-    let batch = usize::try_from(per_s.div_ceil(20))?;
-    let feed_until = Instant::now() + Duration::from_secs(REJOIN_FEED_S);
-    let mut feeders = Vec::new();
-    for c in 0..plan.collectors {
-        let messages = run.take(c, per_collector(REJOIN_FEED_PER_S, REJOIN_FEED_S));
-        feeders.push(tokio::spawn(submit_paced(
-            others[c % others.len()].clone(),
-            messages,
-            batch,
-            Duration::from_secs_f64(batch as f64 / per_s as f64),
-            feed_until,
-            run.commits.clone(),
-        )));
-    }
+    let feeders = run.feed(
+        REJOIN_FEED_PER_S,
+        REJOIN_FEED_S,
+        None,
+        &others,
+        Instant::now() + Duration::from_secs(REJOIN_FEED_S),
+    )?;
     let rejoin_s = loop {
         if let Some(status) = run.validators[victim].status().await
             && status.height > target_height
@@ -465,9 +473,14 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    // The feed has done its job; what it did not send is not needed.
+    // The feed has done its job; what it did not send is not needed. One that already
+    // ended may have failed, and says why.
     for feeder in feeders {
-        feeder.abort();
+        if feeder.is_finished() {
+            feeder.await??;
+        } else {
+            feeder.abort();
+        }
     }
     follower.abort();
 
