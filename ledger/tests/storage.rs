@@ -10,9 +10,11 @@ use common::ChainBuilder;
 use custos_ledger::block::CommittedBlock;
 use custos_ledger::codec::{Bytes, Text};
 use custos_ledger::hash::{Blake3Hash, Sha256Hash};
+use custos_ledger::merkle;
 use custos_ledger::message::{Kind, UnixMillis};
 use custos_ledger::storage::{
     Backend, CACHED_LEVEL_MIN, Column, Ledger, MemoryBackend, RocksBackend, StorageError,
+    ValidatedBody,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -48,6 +50,16 @@ fn check_ledger<B: Backend>(ledger: &Ledger<B>, blocks: &[CommittedBlock]) {
             ledger.block(header.height).unwrap().as_ref(),
             Some(committed)
         );
+        let leaves = ledger.block_leaves(header.height).unwrap().expect("stored");
+        assert_eq!(&leaves.header, header);
+        assert_eq!(&leaves.certificate, &committed.certificate);
+        assert_eq!(
+            leaves.first_leaf + leaves.leaf_hashes.len() as u64,
+            header.log_size
+        );
+        let entries = committed.block.body.entries.iter();
+        let hashes: Vec<Sha256Hash> = entries.map(|e| e.envelope.leaf_hash()).collect();
+        assert_eq!(leaves.leaf_hashes, hashes);
         assert_eq!(ledger.root(header.log_size).unwrap().hash, header.log_root);
         for entry in committed.block.body.entries.iter() {
             let hash = entry.envelope.leaf_hash();
@@ -89,6 +101,7 @@ fn check_ledger<B: Backend>(ledger: &Ledger<B>, blocks: &[CommittedBlock]) {
     );
     assert_eq!(ledger.leaf_height(leaf).unwrap(), None);
     assert!(ledger.block(head.height + 1).unwrap().is_none());
+    assert!(ledger.block_leaves(head.height + 1).unwrap().is_none());
 }
 
 #[test]
@@ -155,6 +168,15 @@ fn a_block_missing_a_stored_leaf_is_inconsistent_not_short() {
             ),
             other => panic!("block {height} with leaf {missing} lost: {other:?}"),
         }
+    }
+    // Without its last envelope the block's leaf hashes cannot be listed either.
+    let missing = first + 39;
+    match ledger.block_leaves(height) {
+        Err(StorageError::Inconsistent(why)) => assert_eq!(
+            why,
+            format!("block {height} lacks leaf {missing} in column envelopes")
+        ),
+        other => panic!("leaves of block {height} with leaf {missing} lost: {other:?}"),
     }
     // The other blocks read as they were committed.
     for committed in &blocks[..3] {
@@ -326,6 +348,97 @@ fn bad_blocks_are_refused_and_change_nothing() {
         );
     }
     ledger.apply_block(&good).unwrap();
+}
+
+/// What a validator computes when it checks a block before voting for it.
+fn validated<B: Backend>(ledger: &Ledger<B>, block: &CommittedBlock) -> ValidatedBody {
+    let old_size = ledger.log().unwrap().tree_size;
+    let entries = block.block.body.entries.iter();
+    let leaf_hashes: Vec<Sha256Hash> = entries.map(|e| e.envelope.leaf_hash()).collect();
+    let appended = merkle::append(&ledger.nodes().unwrap(), old_size, &leaf_hashes).unwrap();
+    ValidatedBody {
+        old_size,
+        leaf_hashes,
+        appended,
+    }
+}
+
+/// A block applied with the body its validator checked is stored exactly as
+/// `apply_block` stores it; the checks the validated body does not cover still refuse a
+/// wrong block, and a body validated at another head or for another block is refused.
+/// None of the refusals changes anything.
+#[test]
+fn a_validated_block_is_stored_alike_and_a_stale_validation_is_refused() {
+    let checked = Ledger::open(MemoryBackend::new()).unwrap();
+    let trusted = Ledger::open(MemoryBackend::new()).unwrap();
+    let mut builder = ChainBuilder::new(3, 100);
+    let blocks = build_chain(&checked, &mut builder, 12);
+    for block in &blocks {
+        let body = validated(&trusted, block);
+        trusted.apply_validated(block, body).unwrap();
+    }
+    check_ledger(&trusted, &blocks);
+    assert_eq!(trusted.head().unwrap(), checked.head().unwrap());
+
+    let head = trusted.head().unwrap();
+    let good = builder.next_block(&trusted, 5, T0 + 99_000);
+    let body = validated(&trusted, &good);
+    let other = builder.next_block(&trusted, 5, T0 + 99_000);
+    let mut wrong_height = good.clone();
+    wrong_height.block.header.height += 1;
+    wrong_height.certificate = builder.certify(&wrong_height.block.header);
+    let mut wrong_body = good.clone();
+    wrong_body.block.header.body_hash = Blake3Hash::digest(b"other body");
+    wrong_body.certificate = builder.certify(&wrong_body.block.header);
+    let mut wrong_certificate = good.clone();
+    wrong_certificate.certificate.block = Blake3Hash::digest(b"another block");
+    let mut older = body.clone();
+    older.old_size -= 1;
+    let mut shorter = body.clone();
+    shorter.leaf_hashes.pop();
+
+    type Case = (
+        &'static str,
+        CommittedBlock,
+        ValidatedBody,
+        fn(&StorageError) -> bool,
+    );
+    let cases: Vec<Case> = vec![
+        ("height", wrong_height, body.clone(), |e| {
+            matches!(e, StorageError::WrongHeight { .. })
+        }),
+        ("body hash", wrong_body, body.clone(), |e| {
+            matches!(e, StorageError::Block(_))
+        }),
+        ("certificate", wrong_certificate, body.clone(), |e| {
+            matches!(e, StorageError::Block(_))
+        }),
+        ("validated at another size", good.clone(), older, |e| {
+            matches!(e, StorageError::StaleValidation { .. })
+        }),
+        ("validated with fewer leaves", good.clone(), shorter, |e| {
+            matches!(e, StorageError::StaleValidation { .. })
+        }),
+        ("another block's body", other, body.clone(), |e| {
+            matches!(e, StorageError::LogMismatch { .. })
+        }),
+    ];
+    for (name, block, body, expected) in cases {
+        let err = trusted.apply_validated(&block, body).expect_err(name);
+        assert!(expected(&err), "{name}: unexpected error {err}");
+        assert_eq!(trusted.head().unwrap(), head, "{name} changed the head");
+        let first_new_leaf = head.as_ref().unwrap().log.tree_size;
+        assert_eq!(
+            trusted.envelope(first_new_leaf).unwrap(),
+            None,
+            "{name} left a leaf"
+        );
+    }
+    trusted.apply_validated(&good, body).unwrap();
+    assert_eq!(
+        trusted.head().unwrap().unwrap().block_id,
+        good.block.header.id()
+    );
 }
 
 /// Environment variable naming the database the crash child writes to.

@@ -10,7 +10,9 @@ use custos_ledger::hash::{Blake3Hash, Sha256Hash};
 use custos_ledger::membership::Membership;
 use custos_ledger::merkle;
 use custos_ledger::message::{Kind, UnixMillis};
-use custos_ledger::storage::{AppliedBlock, ChainHead, Ledger, RocksBackend, StorageError};
+use custos_ledger::storage::{
+    AppliedBlock, ChainHead, Ledger, RocksBackend, StorageError, ValidatedBody,
+};
 
 use crate::mempool::{ChainTip, Committed, Mempool, Rejection, Sequencer, bad_signatures};
 
@@ -117,6 +119,18 @@ impl Chain {
         round: u32,
         now: UnixMillis,
     ) -> Result<Block, InvalidBlock> {
+        Ok(self.build_validated(mempool, proposer, round, now)?.0)
+    }
+
+    /// [`Chain::build_block`], with the body as validated: what committing the block
+    /// needs not compute again ([`Chain::commit_validated`]).
+    pub fn build_validated(
+        &self,
+        mempool: &Mempool,
+        proposer: KeyId,
+        round: u32,
+        now: UnixMillis,
+    ) -> Result<(Block, ValidatedBody), InvalidBlock> {
         let head = self.head()?;
         let params = &self.genesis.params;
         // Leave room for the header in the byte budget.
@@ -135,9 +149,9 @@ impl Chain {
                 entries.push(entry);
             }
         }
-        let log = merkle::append(&self.ledger.nodes()?, head.log.tree_size, &leaf_hashes)
-            .map_err(|e| InvalidBlock::Header(format!("appending to the log: {e}")))?
-            .root;
+        let appended = merkle::append(&self.ledger.nodes()?, head.log.tree_size, &leaf_hashes)
+            .map_err(|e| InvalidBlock::Header(format!("appending to the log: {e}")))?;
+        let log = appended.root;
         let body = BlockBody {
             entries: List::new(entries).expect("at most max_block_messages candidates"),
         };
@@ -154,7 +168,12 @@ impl Chain {
             log_size: log.tree_size,
             log_root: log.hash,
         };
-        Ok(Block { header, body })
+        let validated = ValidatedBody {
+            old_size: head.log.tree_size,
+            leaf_hashes,
+            appended,
+        };
+        Ok((Block { header, body }, validated))
     }
 
     /// Checks a block proposed in `round`: the paper's `valid(v)`. Messages found in
@@ -173,7 +192,7 @@ impl Chain {
         pol_round: Option<u32>,
         now: UnixMillis,
         mempool: &Mempool,
-    ) -> Result<Vec<Sha256Hash>, InvalidBlock> {
+    ) -> Result<ValidatedBody, InvalidBlock> {
         let head = self.head()?;
         let params = &self.genesis.params;
         let header = &block.header;
@@ -282,28 +301,49 @@ impl Chain {
                 reason: Rejection::BadSignature(entries[position].envelope.body.author),
             });
         }
-        let log = merkle::append(&self.ledger.nodes()?, head.log.tree_size, &leaf_hashes)
-            .map_err(|e| InvalidBlock::Header(format!("appending to the log: {e}")))?
-            .root;
+        let appended = merkle::append(&self.ledger.nodes()?, head.log.tree_size, &leaf_hashes)
+            .map_err(|e| InvalidBlock::Header(format!("appending to the log: {e}")))?;
+        let log = appended.root;
         if log.tree_size != header.log_size || log.hash != header.log_root {
             return fail(format!(
                 "log size {} root {} does not match the body (size {} root {})",
                 header.log_size, header.log_root, log.tree_size, log.hash
             ));
         }
-        Ok(leaf_hashes)
+        Ok(ValidatedBody {
+            old_size: head.log.tree_size,
+            leaf_hashes,
+            appended,
+        })
     }
 
     /// Stores a decided or synced block and advances the membership. The certificate must
     /// have been verified by the caller.
     pub fn commit(&mut self, committed: &CommittedBlock) -> Result<AppliedBlock, StorageError> {
         let applied = self.ledger.apply_block(committed)?;
+        self.advance_membership(committed);
+        Ok(applied)
+    }
+
+    /// [`Chain::commit`] for a block this validator built or validated at this head: its
+    /// payloads, leaf hashes and log append are taken from `validated`
+    /// ([`Ledger::apply_validated`]).
+    pub fn commit_validated(
+        &mut self,
+        committed: &CommittedBlock,
+        validated: ValidatedBody,
+    ) -> Result<AppliedBlock, StorageError> {
+        let applied = self.ledger.apply_validated(committed, validated)?;
+        self.advance_membership(committed);
+        Ok(applied)
+    }
+
+    fn advance_membership(&mut self, committed: &CommittedBlock) {
         for entry in committed.block.body.entries.iter() {
             // Validated before commit; a failure means a bug, and the store stays correct.
             if let Err(e) = self.membership.apply(&entry.envelope.body) {
                 tracing::error!(error = %e, "committed membership change did not apply");
             }
         }
-        Ok(applied)
     }
 }

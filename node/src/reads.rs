@@ -173,23 +173,15 @@ impl<B: Backend> Reader<'_, B> {
     pub fn block(&self, height: u64) -> Result<BlockInfo, ReadError> {
         let head = self.ledger.head()?.map_or(0, |h| h.height);
         let block = (height != 0)
-            .then(|| self.ledger.block(height))
+            .then(|| self.ledger.block_leaves(height))
             .transpose()?
             .flatten()
             .ok_or(ReadError::NoBlock { height, head })?;
-        let header = block.block.header;
-        let leaf_hashes: Vec<Sha256Hash> = block
-            .block
-            .body
-            .entries
-            .iter()
-            .map(|e| e.envelope.leaf_hash())
-            .collect();
         Ok(BlockInfo {
-            id: header.id(),
-            first_leaf: header.log_size - leaf_hashes.len() as u64,
-            header,
-            leaf_hashes,
+            id: block.header.id(),
+            first_leaf: block.first_leaf,
+            header: block.header,
+            leaf_hashes: block.leaf_hashes,
             commit_signatures: block.certificate.signatures.len(),
         })
     }

@@ -36,7 +36,7 @@ use custos_ledger::hash::{Blake3Hash, Sha256Hash};
 use custos_ledger::message::{
     Equivocation, Kind, Message, PayloadDescriptor, SourceFormat, UnixMillis,
 };
-use custos_ledger::storage::{Ledger, RocksBackend};
+use custos_ledger::storage::{Ledger, RocksBackend, ValidatedBody};
 
 use crate::chain::Chain;
 use crate::config::ConsensusConfig;
@@ -340,6 +340,9 @@ pub struct Runtime {
     consensus_validators: consensus::ValidatorSet,
     wal: Wal,
     blocks: HashMap<ValueId, Block>,
+    /// Blocks of the current height this validator built or judged valid, as checked:
+    /// committing one of them does not hash its payloads and leaves again.
+    validated: HashMap<ValueId, ValidatedBody>,
     timeouts_tx: mpsc::UnboundedSender<consensus::Timeout>,
     timeouts_rx: mpsc::UnboundedReceiver<consensus::Timeout>,
     /// The height to start next, while idle.
@@ -439,6 +442,7 @@ impl Runtime {
             consensus_validators,
             wal,
             blocks: HashMap::new(),
+            validated: HashMap::new(),
             timeouts_tx,
             timeouts_rx,
             pending_height: None,
@@ -996,7 +1000,7 @@ impl Runtime {
                 .proposer(Height::new(body.height), Round::new(round));
             self.key_of(index).expect("proposer in set").key_id()
         };
-        let valid = {
+        let validated = {
             let chain = self.shared.chain.read().expect("chain lock");
             let mempool = self.shared.mempool.lock().expect("mempool lock");
             match chain.validate_block(
@@ -1007,16 +1011,18 @@ impl Runtime {
                 now_ms(),
                 &mempool,
             ) {
-                Ok(_) => true,
+                Ok(validated) => Some(validated),
                 Err(e) => {
                     warn!(height = body.height, round = body.round, error = %e, "invalid block proposed");
-                    false
+                    None
                 }
             }
         };
+        let valid = validated.is_some();
         let proposal = engine_proposal(body, proposer);
-        if valid {
+        if let Some(validated) = validated {
             self.judged_valid.insert(JudgedProposal::of(body));
+            self.validated.insert(proposal.value, validated);
         }
         // Kept for deciding or re-proposing it later, unless its body is not the one its
         // header names: such a block can never be decided, and storing it would fail.
@@ -1117,12 +1123,13 @@ impl Runtime {
     }
 
     fn build_value(&mut self, height: Height, round: Round) -> anyhow::Result<Input> {
-        let block = {
+        let (block, validated) = {
             let chain = self.shared.chain.read().expect("chain lock");
             let mempool = self.shared.mempool.lock().expect("mempool lock");
-            chain.build_block(&mempool, self.me, round.get(), now_ms())?
+            chain.build_validated(&mempool, self.me, round.get(), now_ms())?
         };
         let value = ValueId(block.header.id().0);
+        self.validated.insert(value, validated);
         info!(
             height = height.get(),
             round = round.get(),
@@ -1281,8 +1288,9 @@ impl Runtime {
 
     async fn decide(&mut self, decision: Decision) -> anyhow::Result<()> {
         let height = decision.height.get();
-        let block = match self.blocks.get(&decision.value) {
-            Some(block) => block.clone(),
+        // Taken, not copied: the height's blocks are dropped once one is committed.
+        let block = match self.blocks.remove(&decision.value) {
+            Some(block) => block,
             None => match self.fetch_proposed(height, decision.value).await {
                 Some(block) => block,
                 None => {
@@ -1313,7 +1321,8 @@ impl Runtime {
             block: block.header.id(),
             signatures: List::new(signatures).context("commit larger than the validator set")?,
         };
-        self.commit(&CommittedBlock { block, certificate })?;
+        let validated = self.validated.remove(&decision.value);
+        self.commit(&CommittedBlock { block, certificate }, validated)?;
         self.shared
             .metrics
             .commit_latency
@@ -1323,8 +1332,13 @@ impl Runtime {
         Ok(())
     }
 
-    /// Applies a block (decided here or synced) and moves the mempool on.
-    fn commit(&mut self, committed: &CommittedBlock) -> anyhow::Result<()> {
+    /// Applies a block (decided here or synced) and moves the mempool on. `validated` is
+    /// the block's body as this validator built or judged it at this head, if it did.
+    fn commit(
+        &mut self,
+        committed: &CommittedBlock,
+        validated: Option<ValidatedBody>,
+    ) -> anyhow::Result<()> {
         let header = &committed.block.header;
         let mut parent_time = self.genesis.genesis_time;
         let applied = {
@@ -1332,9 +1346,11 @@ impl Runtime {
             if let Ok(head) = chain.head() {
                 parent_time = head.time;
             }
-            let applied = chain
-                .commit(committed)
-                .with_context(|| format!("storing block {}", header.height))?;
+            let applied = match validated {
+                Some(validated) => chain.commit_validated(committed, validated),
+                None => chain.commit(committed),
+            }
+            .with_context(|| format!("storing block {}", header.height))?;
             let mut mempool = self.shared.mempool.lock().expect("mempool lock");
             for (hash, reason) in
                 mempool.on_commit(&applied.leaf_hashes, chain.membership(), &*chain)
@@ -1349,6 +1365,7 @@ impl Runtime {
         };
         self.wal.clear()?;
         self.blocks.clear();
+        self.validated.clear();
         self.fetched.clear();
         self.judged_valid.clear();
         // No subscriber is not an error.
@@ -1484,7 +1501,7 @@ impl Runtime {
                 warn!(peer = %self.name_of_key(&peer), height = header.height, error = %e, "synced block has an invalid commit certificate");
                 return Ok(());
             }
-            self.commit(&committed)?;
+            self.commit(&committed, None)?;
             applied += 1;
         }
         if applied > 0 {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use custos_ledger::crypto::KeyId;
 use custos_ledger::message::UnixMillis;
-use custos_ledger::storage::{Ledger, RocksBackend};
+use custos_ledger::storage::{Ledger, RocksBackend, ValidatedBody};
 use custos_node::chain::{Chain, InvalidBlock};
 use custos_node::keys::{KeyFile, KeyKind};
 use custos_node::mempool::{Mempool, MempoolLimits, Rejection};
@@ -129,7 +129,51 @@ fn a_payload_is_hashed_again_unless_it_is_the_one_admitted() {
     }
 }
 
-fn header_error(result: Result<Vec<custos_ledger::hash::Sha256Hash>, InvalidBlock>) -> String {
+/// What the proposer computed while building a block and what a validator computed
+/// while checking it are the same, and committing the block with it stores what
+/// checking everything again would.
+#[test]
+fn a_built_block_validates_alike_and_commits_as_validated() {
+    let mut w = world();
+    let mut mempool = Mempool::new(MempoolLimits::default());
+    let admitted = mempool.admit_batch(
+        vec![entry(&w, b"kernel: usb 1-1: new device")],
+        w.chain.membership(),
+        &w.chain,
+    );
+    assert!(admitted[0].is_ok(), "{admitted:?}");
+    let proposer_of = |round: u32| w.ids[round as usize % w.ids.len()];
+    let now = custos_node::runtime::now_ms();
+    let (block, built) = w
+        .chain
+        .build_validated(&mempool, proposer_of(0), 0, now)
+        .unwrap();
+    let judged = w
+        .chain
+        .validate_block(&block, proposer_of, 0, None, now, &mempool)
+        .unwrap();
+    assert_eq!(built, judged);
+    let leaf = block.body.entries[0].envelope.leaf_hash();
+    assert_eq!(judged.leaf_hashes, vec![leaf]);
+
+    let certificate = custos_ledger::block::CommitCertificate {
+        height: block.header.height,
+        round: 0,
+        block: block.header.id(),
+        signatures: custos_ledger::codec::List::empty(),
+    };
+    let committed = custos_ledger::block::CommittedBlock {
+        block: block.clone(),
+        certificate,
+    };
+    let applied = w.chain.commit_validated(&committed, judged).unwrap();
+    assert_eq!(applied.leaf_hashes, vec![leaf]);
+    assert_eq!(applied.head.log.hash, block.header.log_root);
+    assert_eq!(w.chain.ledger.leaf_index(&leaf).unwrap(), Some(0));
+    assert_eq!(w.chain.ledger.block(1).unwrap(), Some(committed));
+}
+
+fn header_error(result: Result<ValidatedBody, InvalidBlock>) -> String {
     match result {
         Err(InvalidBlock::Header(reason)) => reason,
         other => panic!("expected a header refusal, got {other:?}"),

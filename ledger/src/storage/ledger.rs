@@ -45,6 +45,47 @@ struct StoredHeader {
     leaf_count: u64,
 }
 
+impl StoredHeader {
+    /// The number of leaves, checked against the block limit (a larger count is corrupt).
+    fn leaf_count(&self, height: u64) -> Result<usize, StorageError> {
+        usize::try_from(self.leaf_count)
+            .ok()
+            .filter(|&n| n <= crate::limits::MAX_BLOCK_MESSAGES)
+            .ok_or_else(|| {
+                StorageError::Inconsistent(format!(
+                    "block {height} claims {} leaves",
+                    self.leaf_count
+                ))
+            })
+    }
+}
+
+/// A block body as its validator checked it before voting for it (or built it): the
+/// leaf hashes of its messages, whose payloads matched their descriptors, and the log
+/// with them appended to `old_size` leaves ([`Ledger::apply_validated`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatedBody {
+    /// The log size the leaves were appended to.
+    pub old_size: u64,
+    /// Leaf hashes of the block's messages, in block order.
+    pub leaf_hashes: Vec<Sha256Hash>,
+    /// The new Merkle nodes and root.
+    pub appended: merkle::Appended,
+}
+
+/// A committed block without its payloads ([`Ledger::block_leaves`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockLeaves {
+    /// The header.
+    pub header: BlockHeader,
+    /// Log index of the block's first leaf.
+    pub first_leaf: u64,
+    /// Leaf hashes of the block's messages, in log order.
+    pub leaf_hashes: Vec<Sha256Hash>,
+    /// The commit certificate that finalized it.
+    pub certificate: CommitCertificate,
+}
+
 /// What applying a block did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedBlock {
@@ -111,6 +152,21 @@ pub enum StorageError {
         actual_size: u64,
         /// Root computed.
         actual_root: Sha256Hash,
+    },
+    /// A block validated against another log size or body was applied as validated.
+    #[error(
+        "block validated at log size {validated_size} with {validated_leaves} leaves cannot be \
+         applied at log size {log_size} with {entries} messages"
+    )]
+    StaleValidation {
+        /// The log size it was validated at.
+        validated_size: u64,
+        /// The log size now.
+        log_size: u64,
+        /// Leaf hashes validated.
+        validated_leaves: usize,
+        /// Messages in the block.
+        entries: usize,
     },
     /// A leaf, block or size asked for is not in the log.
     #[error("{what} {value} is not in the ledger (log size {log_size}, height {height})")]
@@ -331,9 +387,69 @@ impl<B: Backend> Ledger<B> {
     /// or sync hands the block over): the commit certificate against the validator set,
     /// message signatures, membership and sequence numbers.
     pub fn apply_block(&self, committed: &CommittedBlock) -> Result<AppliedBlock, StorageError> {
-        let Block { header, body } = &committed.block;
         let head = self.head()?;
-        let (expected_height, expected_parent, old_size) = match &head {
+        let old_size = Self::check_follows(&head, committed)?;
+        let entries = &committed.block.body.entries;
+        let mut leaf_hashes = Vec::with_capacity(entries.len());
+        for (position, entry) in entries.iter().enumerate() {
+            entry
+                .envelope
+                .body
+                .payload
+                .check(&entry.payload)
+                .map_err(|source| StorageError::Payload { position, source })?;
+            leaf_hashes.push(entry.envelope.leaf_hash());
+        }
+        let appended = merkle::append(
+            &StoredNodes::new(&self.backend, old_size),
+            old_size,
+            &leaf_hashes,
+        )
+        .map_err(tree_error)?;
+        self.store_block(
+            committed,
+            ValidatedBody {
+                old_size,
+                leaf_hashes,
+                appended,
+            },
+        )
+    }
+
+    /// [`Ledger::apply_block`] for a block whose body this validator already checked
+    /// before voting for it (or built itself): its payloads are not hashed again, nor its
+    /// leaves, nor the log appended again. The caller vouches for `validated`, as it does
+    /// for the certificate: every payload matched its descriptor and the leaf hashes are
+    /// the block's. The rest is checked as in `apply_block`, and `validated` must have
+    /// been computed at this head, for this block.
+    pub fn apply_validated(
+        &self,
+        committed: &CommittedBlock,
+        validated: ValidatedBody,
+    ) -> Result<AppliedBlock, StorageError> {
+        let head = self.head()?;
+        let old_size = Self::check_follows(&head, committed)?;
+        let entries = committed.block.body.entries.len();
+        if validated.old_size != old_size || validated.leaf_hashes.len() != entries {
+            return Err(StorageError::StaleValidation {
+                validated_size: validated.old_size,
+                log_size: old_size,
+                validated_leaves: validated.leaf_hashes.len(),
+                entries,
+            });
+        }
+        self.store_block(committed, validated)
+    }
+
+    /// Checks that `committed` is the next block after `head`, that its body is the one
+    /// its header names and that its certificate is for it; returns the log size it
+    /// appends to.
+    fn check_follows(
+        head: &Option<ChainHead>,
+        committed: &CommittedBlock,
+    ) -> Result<u64, StorageError> {
+        let header = &committed.block.header;
+        let (expected_height, expected_parent, old_size) = match head {
             Some(head) => (head.height + 1, head.block_id, head.log.tree_size),
             None => (1, Blake3Hash::ZERO, 0),
         };
@@ -361,21 +477,36 @@ impl<B: Backend> Ledger<B> {
             }
             .into());
         }
+        Ok(old_size)
+    }
+
+    /// Checks the log the header declares against `validated` and writes the block, its
+    /// leaves, their indexes and the new Merkle nodes in one synced batch.
+    fn store_block(
+        &self,
+        committed: &CommittedBlock,
+        validated: ValidatedBody,
+    ) -> Result<AppliedBlock, StorageError> {
+        let Block { header, body } = &committed.block;
+        let ValidatedBody {
+            old_size,
+            leaf_hashes,
+            appended,
+        } = validated;
+        if appended.root.tree_size != header.log_size || appended.root.hash != header.log_root {
+            return Err(StorageError::LogMismatch {
+                declared_size: header.log_size,
+                declared_root: header.log_root,
+                actual_size: appended.root.tree_size,
+                actual_root: appended.root.hash,
+            });
+        }
 
         let mut batch = WriteBatch::new();
-        let mut leaf_hashes = Vec::with_capacity(body.entries.len());
-        for (position, entry) in body.entries.iter().enumerate() {
-            entry
-                .envelope
-                .body
-                .payload
-                .check(&entry.payload)
-                .map_err(|source| StorageError::Payload { position, source })?;
-            let leaf = entry.envelope.leaf_bytes();
-            let leaf_hash = hash_leaf(&leaf);
+        for (position, (entry, leaf_hash)) in body.entries.iter().zip(&leaf_hashes).enumerate() {
             let index = old_size + position as u64;
             let message = &entry.envelope.body;
-            batch.put(Column::Envelopes, be(index), leaf);
+            batch.put(Column::Envelopes, be(index), entry.envelope.leaf_bytes());
             batch.put(Column::Payloads, be(index), entry.payload.as_slice());
             batch.put(Column::LeafHashIndex, leaf_hash.0, be(index));
             let mut author_key = message.author.0.to_vec();
@@ -393,22 +524,6 @@ impl<B: Backend> Ledger<B> {
                 key.extend_from_slice(&be(index));
                 batch.put(Column::IncidentIndex, key, be(header.time.0));
             }
-            leaf_hashes.push(leaf_hash);
-        }
-
-        let appended = merkle::append(
-            &StoredNodes::new(&self.backend, old_size),
-            old_size,
-            &leaf_hashes,
-        )
-        .map_err(tree_error)?;
-        if appended.root.tree_size != header.log_size || appended.root.hash != header.log_root {
-            return Err(StorageError::LogMismatch {
-                declared_size: header.log_size,
-                declared_root: header.log_root,
-                actual_size: appended.root.tree_size,
-                actual_root: appended.root.hash,
-            });
         }
         StoredNodes::<B>::write_appended(&mut batch, &appended);
 
@@ -479,18 +594,8 @@ impl<B: Backend> Ledger<B> {
         let Some(stored) = self.stored_header(height)? else {
             return Ok(None);
         };
-        let certificate = self.certificate(height)?.ok_or_else(|| {
-            StorageError::Inconsistent(format!("block {height} has no commit certificate"))
-        })?;
-        let count = usize::try_from(stored.leaf_count)
-            .ok()
-            .filter(|&n| n <= crate::limits::MAX_BLOCK_MESSAGES)
-            .ok_or_else(|| {
-                StorageError::Inconsistent(format!(
-                    "block {height} claims {} leaves",
-                    stored.leaf_count
-                ))
-            })?;
+        let certificate = self.stored_certificate(height)?;
+        let count = stored.leaf_count(height)?;
         // One range read per column instead of two point reads per leaf: a block's leaves
         // are consecutive keys, so the reads share data blocks and read ahead, which is
         // what block sync (a whole block per request) spends its time on.
@@ -515,6 +620,33 @@ impl<B: Backend> Ledger<B> {
         };
         debug_assert!(encode(&block).len() <= MAX_BLOCK_BYTES);
         Ok(Some(CommittedBlock { block, certificate }))
+    }
+
+    /// The block at `height` without its payloads: its header, where its leaves start,
+    /// their leaf hashes and its commit certificate. What a block listing or a commit
+    /// subscription needs, at a fraction of the reads of [`Ledger::block`]: the leaf
+    /// hashes come from the stored leaves (the exact bytes hashed when the block was
+    /// applied), and no payload is read.
+    pub fn block_leaves(&self, height: u64) -> Result<Option<BlockLeaves>, StorageError> {
+        let Some(stored) = self.stored_header(height)? else {
+            return Ok(None);
+        };
+        let certificate = self.stored_certificate(height)?;
+        let count = stored.leaf_count(height)?;
+        let leaves = self.leaf_range(Column::Envelopes, stored.first_leaf, count, height)?;
+        Ok(Some(BlockLeaves {
+            header: stored.header,
+            first_leaf: stored.first_leaf,
+            leaf_hashes: leaves.iter().map(|leaf| hash_leaf(leaf)).collect(),
+            certificate,
+        }))
+    }
+
+    /// The certificate of a block that is stored: it is an inconsistency if it is missing.
+    fn stored_certificate(&self, height: u64) -> Result<CommitCertificate, StorageError> {
+        self.certificate(height)?.ok_or_else(|| {
+            StorageError::Inconsistent(format!("block {height} has no commit certificate"))
+        })
     }
 
     /// The values of `column` at leaves `first..first + count`, all of which block

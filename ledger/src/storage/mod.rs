@@ -12,8 +12,8 @@ mod rocks;
 
 pub use backend::{Backend, BackendError, Column, KeyValue, WriteBatch};
 pub use ledger::{
-    AppliedBlock, CACHED_LEVEL_MIN, ChainHead, IncidentEntry, Ledger, NodeReadError, StorageError,
-    StoredNodes, UpperNodes,
+    AppliedBlock, BlockLeaves, CACHED_LEVEL_MIN, ChainHead, IncidentEntry, Ledger, NodeReadError,
+    StorageError, StoredNodes, UpperNodes, ValidatedBody,
 };
 pub use memory::MemoryBackend;
 #[cfg(feature = "rocksdb")]
