@@ -373,7 +373,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
         )
         .await?;
     let cpu_after = run.running_cpu()?;
-    let profile = recording.map(profile::Recording::finish).transpose()?;
+    let recorded = recording.map(profile::Recording::stop).transpose()?;
     let hashes: Vec<_> = sent.iter().map(|(h, _)| *h).collect();
     // Offered faster than the network commits, the mempools fill and the network commits
     // at its capacity until they drain: the sustained rate is everything the run admitted
@@ -489,6 +489,15 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let measured = &mut run.validators[0];
     measured.kill();
     let storage_per_msg = storage_at_rest(measured)?;
+
+    // Last, so that perf's own work falls into nothing measured.
+    let profile = match recorded {
+        Some(recorded) => {
+            progress("summarising the saturation profile (perf report)");
+            Some(recorded.summarise()?)
+        }
+        None => None,
+    };
 
     let at_5k = levels
         .iter()

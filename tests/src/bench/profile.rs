@@ -70,9 +70,16 @@ pub fn record(pids: &[u32], seconds: u64, data: &Path) -> anyhow::Result<Recordi
     })
 }
 
+/// A finished recording, not yet summarised.
+#[derive(Debug)]
+pub struct Recorded {
+    data: PathBuf,
+}
+
 impl Recording {
-    /// Waits for the recording to end and summarises it.
-    pub fn finish(self) -> anyhow::Result<Profile> {
+    /// Waits for `perf record` to end and write its data, so that nothing of it runs
+    /// into the measurements that follow.
+    pub fn stop(self) -> anyhow::Result<Recorded> {
         let output = self.child.wait_with_output()?;
         if !output.status.success() {
             bail!(
@@ -81,6 +88,14 @@ impl Recording {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
+        Ok(Recorded { data: self.data })
+    }
+}
+
+impl Recorded {
+    /// Summarises the recording with `perf report`: seconds of work on every core, so
+    /// it is done once the run has measured everything else.
+    pub fn summarise(self) -> anyhow::Result<Profile> {
         Ok(Profile {
             threads: report(&self.data, "comm", TOP_THREADS)?,
             functions: report(&self.data, "dso,sym", TOP_FUNCTIONS)?,
