@@ -13,8 +13,8 @@ use custos_ledger::hash::{Blake3Hash, Sha256Hash};
 use custos_ledger::merkle;
 use custos_ledger::message::{Kind, UnixMillis};
 use custos_ledger::storage::{
-    Backend, CACHED_LEVEL_MIN, Column, Ledger, MemoryBackend, RocksBackend, StorageError,
-    ValidatedBody,
+    Backend, CACHED_LEVEL_MIN, ChainHead, Column, Ledger, MemoryBackend, RocksBackend,
+    StorageError, ValidatedBody,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -269,6 +269,29 @@ fn client_and_kind_indexes_answer_range_queries() {
     }
 }
 
+/// A refused block (`name`) left the head at `head`, and wrote no leaf and no index entry
+/// of `good`, the block that was due.
+fn assert_nothing_written<B: Backend>(
+    ledger: &Ledger<B>,
+    head: &Option<ChainHead>,
+    good: &CommittedBlock,
+    name: &str,
+) {
+    assert_eq!(&ledger.head().unwrap(), head, "{name} changed the head");
+    let first_new_leaf = head.as_ref().unwrap().log.tree_size;
+    assert_eq!(
+        ledger.envelope(first_new_leaf).unwrap(),
+        None,
+        "{name} left a leaf"
+    );
+    let hash = good.block.body.entries[0].envelope.leaf_hash();
+    assert_eq!(
+        ledger.leaf_index(&hash).unwrap(),
+        None,
+        "{name} left an index entry"
+    );
+}
+
 #[test]
 fn bad_blocks_are_refused_and_change_nothing() {
     let ledger = Ledger::open(MemoryBackend::new()).unwrap();
@@ -333,19 +356,7 @@ fn bad_blocks_are_refused_and_change_nothing() {
     for (name, block, expected) in cases {
         let err = ledger.apply_block(&block).expect_err(name);
         assert!(expected(&err), "{name}: unexpected error {err}");
-        assert_eq!(ledger.head().unwrap(), head, "{name} changed the head");
-        let first_new_leaf = head.as_ref().unwrap().log.tree_size;
-        assert_eq!(
-            ledger.envelope(first_new_leaf).unwrap(),
-            None,
-            "{name} left a leaf"
-        );
-        let hash = good.block.body.entries[0].envelope.leaf_hash();
-        assert_eq!(
-            ledger.leaf_index(&hash).unwrap(),
-            None,
-            "{name} left an index entry"
-        );
+        assert_nothing_written(&ledger, &head, &good, name);
     }
     ledger.apply_block(&good).unwrap();
 }
@@ -426,13 +437,7 @@ fn a_validated_block_is_stored_alike_and_a_stale_validation_is_refused() {
     for (name, block, body, expected) in cases {
         let err = trusted.apply_validated(&block, body).expect_err(name);
         assert!(expected(&err), "{name}: unexpected error {err}");
-        assert_eq!(trusted.head().unwrap(), head, "{name} changed the head");
-        let first_new_leaf = head.as_ref().unwrap().log.tree_size;
-        assert_eq!(
-            trusted.envelope(first_new_leaf).unwrap(),
-            None,
-            "{name} left a leaf"
-        );
+        assert_nothing_written(&trusted, &head, &good, name);
     }
     trusted.apply_validated(&good, body).unwrap();
     assert_eq!(

@@ -149,9 +149,8 @@ impl Chain {
                 entries.push(entry);
             }
         }
-        let appended = merkle::append(&self.ledger.nodes()?, head.log.tree_size, &leaf_hashes)
-            .map_err(|e| InvalidBlock::Header(format!("appending to the log: {e}")))?;
-        let log = appended.root;
+        let validated = self.append(head.log.tree_size, leaf_hashes)?;
+        let log = validated.appended.root;
         let body = BlockBody {
             entries: List::new(entries).expect("at most max_block_messages candidates"),
         };
@@ -167,11 +166,6 @@ impl Chain {
             body_hash: body.hash(),
             log_size: log.tree_size,
             log_root: log.hash,
-        };
-        let validated = ValidatedBody {
-            old_size: head.log.tree_size,
-            leaf_hashes,
-            appended,
         };
         Ok((Block { header, body }, validated))
     }
@@ -301,20 +295,26 @@ impl Chain {
                 reason: Rejection::BadSignature(entries[position].envelope.body.author),
             });
         }
-        let appended = merkle::append(&self.ledger.nodes()?, head.log.tree_size, &leaf_hashes)
-            .map_err(|e| InvalidBlock::Header(format!("appending to the log: {e}")))?;
-        let log = appended.root;
+        let validated = self.append(head.log.tree_size, leaf_hashes)?;
+        let log = validated.appended.root;
         if log.tree_size != header.log_size || log.hash != header.log_root {
             return fail(format!(
                 "log size {} root {} does not match the body (size {} root {})",
                 header.log_size, header.log_root, log.tree_size, log.hash
             ));
         }
-        Ok(ValidatedBody {
-            old_size: head.log.tree_size,
-            leaf_hashes,
-            appended,
-        })
+        Ok(validated)
+    }
+
+    /// The head's log with `leaf_hashes` appended ([`Ledger::append_leaves`]).
+    fn append(
+        &self,
+        old_size: u64,
+        leaf_hashes: Vec<Sha256Hash>,
+    ) -> Result<ValidatedBody, InvalidBlock> {
+        self.ledger
+            .append_leaves(old_size, leaf_hashes)
+            .map_err(|e| InvalidBlock::Header(format!("appending to the log: {e}")))
     }
 
     /// Stores a decided or synced block and advances the membership. The certificate must

@@ -400,20 +400,26 @@ impl<B: Backend> Ledger<B> {
                 .map_err(|source| StorageError::Payload { position, source })?;
             leaf_hashes.push(entry.envelope.leaf_hash());
         }
-        let appended = merkle::append(
-            &StoredNodes::new(&self.backend, old_size),
+        let validated = self.append_leaves(old_size, leaf_hashes)?;
+        self.store_block(committed, validated)
+    }
+
+    /// The log of the head's `old_size` leaves with `leaf_hashes` appended, as a block
+    /// body validated with them would be stored, without writing anything: what
+    /// [`Ledger::apply_block`] computes, and what a validator computes when it builds or
+    /// judges the next block, for [`Ledger::apply_validated`].
+    pub fn append_leaves(
+        &self,
+        old_size: u64,
+        leaf_hashes: Vec<Sha256Hash>,
+    ) -> Result<ValidatedBody, StorageError> {
+        let nodes = StoredNodes::with_cache(&self.backend, old_size, &self.upper);
+        let appended = merkle::append(&nodes, old_size, &leaf_hashes).map_err(tree_error)?;
+        Ok(ValidatedBody {
             old_size,
-            &leaf_hashes,
-        )
-        .map_err(tree_error)?;
-        self.store_block(
-            committed,
-            ValidatedBody {
-                old_size,
-                leaf_hashes,
-                appended,
-            },
-        )
+            leaf_hashes,
+            appended,
+        })
     }
 
     /// [`Ledger::apply_block`] for a block whose body this validator already checked
