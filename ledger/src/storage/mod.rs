@@ -9,6 +9,8 @@ mod ledger;
 mod memory;
 #[cfg(feature = "rocksdb")]
 mod rocks;
+#[cfg(feature = "rocksdb")]
+mod segments;
 
 pub use backend::{Backend, BackendError, Column, KeyValue, WriteBatch};
 pub use ledger::{

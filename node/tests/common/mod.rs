@@ -317,14 +317,22 @@ pub async fn wait_for_log_size(
                 return roots[0].1;
             }
         }
-        assert!(
-            start.elapsed() < deadline,
-            "validators did not all reach log size {size}: {:?}",
-            statuses
+        if start.elapsed() >= deadline {
+            let behind: Vec<String> = validators
                 .iter()
-                .map(|s| (s.validator.clone(), s.height, s.log_size))
-                .collect::<Vec<_>>()
-        );
+                .zip(&statuses)
+                .filter(|(_, s)| s.log_size < size)
+                .map(|(v, s)| format!("{}, the end of its log:\n{}", s.validator, v.log_tail(30)))
+                .collect();
+            panic!(
+                "validators did not all reach log size {size}: {:?}\n{}",
+                statuses
+                    .iter()
+                    .map(|s| (s.validator.clone(), s.height, s.log_size))
+                    .collect::<Vec<_>>(),
+                behind.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -83,7 +83,7 @@ impl Plan {
 
 /// Most messages a saturation run is given to send, per second of the run: above any
 /// rate this machine reaches, so the network, not the supply, is the limit.
-const SATURATION_SUPPLY_PER_S: u64 = 16_000;
+const SATURATION_SUPPLY_PER_S: u64 = 24_000;
 /// Messages per `custos_submit` call in the saturation run.
 const SATURATION_BATCH: usize = 250;
 /// A task submitting one collector's messages: what it sent, and what it did not.
