@@ -42,6 +42,9 @@ pub struct RocksBackend {
     segments: Segments,
     /// Whether the `payloads` column family holds payloads written before the segments.
     legacy_payloads: bool,
+    /// How the next commit fails, in tests of what a failed commit leaves.
+    #[cfg(test)]
+    commit_fault: std::sync::Mutex<Option<tests::CommitFault>>,
 }
 
 impl std::fmt::Debug for RocksBackend {
@@ -179,6 +182,8 @@ impl RocksBackend {
             path: path.to_path_buf(),
             segments,
             legacy_payloads,
+            #[cfg(test)]
+            commit_fault: std::sync::Mutex::new(None),
         })
     }
 
@@ -213,6 +218,26 @@ impl RocksBackend {
             .collect::<Result<Vec<_>, _>>()?;
         let payloads = self.segments.read(&decoded)?;
         Ok(refs.into_iter().map(|(k, _)| k).zip(payloads).collect())
+    }
+
+    /// Commits a RocksDB batch. A failure leaves the batch's fate unknown: RocksDB may
+    /// have made it durable before failing (a failed log sync), and then replays it at
+    /// the next open.
+    fn commit(
+        &self,
+        batch: rocksdb::WriteBatch,
+        options: &WriteOptions,
+    ) -> Result<(), BackendError> {
+        #[cfg(test)]
+        if let Some(fault) = self.commit_fault.lock().expect("not poisoned").take() {
+            if fault == tests::CommitFault::Durable {
+                self.db.write_opt(batch, options).map_err(engine)?;
+            }
+            return Err(BackendError::Engine(format!(
+                "injected commit failure ({fault:?})"
+            )));
+        }
+        self.db.write_opt(batch, options).map_err(engine)
     }
 
     fn bounded_read(start: &[u8], end: &[u8]) -> ReadOptions {
@@ -297,10 +322,17 @@ impl Backend for RocksBackend {
         if column != Column::Payloads {
             return self.multi_get_cf(self.cf(column), keys);
         }
+        let references = self.multi_get_cf(self.refs_cf(), keys)?;
+        let decoded = references
+            .iter()
+            .flatten()
+            .map(|r| PayloadRef::decode(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut payloads = self.segments.read(&decoded)?.into_iter();
         let mut found = Vec::with_capacity(keys.len());
-        for (key, reference) in keys.iter().zip(self.multi_get_cf(self.refs_cf(), keys)?) {
+        for (key, reference) in keys.iter().zip(references) {
             found.push(match reference {
-                Some(r) => Some(self.segments.read(&[PayloadRef::decode(&r)?])?.remove(0)),
+                Some(_) => payloads.next(),
                 None if self.legacy_payloads => {
                     self.db.get_cf(self.cf(column), key).map_err(engine)?
                 }
@@ -338,8 +370,13 @@ impl Backend for RocksBackend {
         if column != Column::Payloads {
             return self.last_before_cf(self.cf(column), start, end);
         }
-        let stored = self.last_before_cf(self.refs_cf(), start, end)?;
-        let stored = self.resolve(stored.into_iter().collect())?.pop();
+        let stored = match self.last_before_cf(self.refs_cf(), start, end)? {
+            Some((key, reference)) => {
+                let reference = PayloadRef::decode(&reference)?;
+                Some((key, self.segments.read(&[reference])?.remove(0)))
+            }
+            None => None,
+        };
         let legacy = if self.legacy_payloads {
             self.last_before_cf(self.cf(column), start, end)?
         } else {
@@ -374,6 +411,10 @@ impl Backend for RocksBackend {
                 (Column::Payloads, Some(payload), staged) => {
                     let staged = staged.expect("staged for every batch with payloads");
                     rocks_batch.put_cf(self.refs_cf(), key, staged.push(payload).encode());
+                    if self.legacy_payloads {
+                        // An older value stored inline would otherwise be read beside it.
+                        rocks_batch.delete_cf(self.cf(column), key);
+                    }
                 }
                 (Column::Payloads, None, _) => {
                     rocks_batch.delete_cf(self.refs_cf(), key);
@@ -398,11 +439,12 @@ impl Backend for RocksBackend {
         let mut options = WriteOptions::default();
         // Evidence acknowledged as committed must survive power loss.
         options.set_sync(true);
-        self.db.write_opt(rocks_batch, &options).map_err(engine)?;
+        let committed = self.commit(rocks_batch, &options);
         if let (Some(writer), Some(written)) = (writer.as_mut(), written) {
+            // Also when the commit failed: it may have reached the disk all the same.
             writer.advance(written);
         }
-        Ok(())
+        committed
     }
 }
 
@@ -413,12 +455,32 @@ mod tests {
     /// Segments this small roll over every few payloads.
     const SMALL_SEGMENT: u64 = 64;
 
+    /// How [`RocksBackend::commit`] fails when told to.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum CommitFault {
+        /// The batch reached the disk, then the commit reported a failure.
+        Durable,
+        /// The batch was not committed.
+        Lost,
+    }
+
+    /// A new database in a new folder, with small segments.
+    fn fresh() -> (tempfile::TempDir, RocksBackend) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = reopen(dir.path());
+        (dir, backend)
+    }
+
+    fn reopen(dir: &Path) -> RocksBackend {
+        RocksBackend::open_with(dir, SMALL_SEGMENT).expect("open")
+    }
+
     fn key(index: u64) -> [u8; 8] {
         index.to_be_bytes()
     }
 
     fn payload(index: u64) -> Vec<u8> {
-        format!("payload number {index:04}, thirty bytes").into_bytes()
+        format!("payload {index:04} is thirty-two bytes").into_bytes()
     }
 
     /// Stores payloads `range` in one batch, with an envelope beside each.
@@ -486,24 +548,22 @@ mod tests {
 
     #[test]
     fn payloads_are_kept_in_segments_and_read_back_after_reopening() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("open");
-            store(&backend, 0..3);
-            store(&backend, 3..4);
-            store(&backend, 4..7);
-            assert_reads(&backend, 7);
-            assert_eq!(
-                backend.get(Column::Envelopes, &key(5)).expect("get"),
-                Some(b"envelope".to_vec())
-            );
-        }
-        // 90 bytes, then 30 (would pass 64: a new segment), then 90 (a new one again).
+        let (dir, backend) = fresh();
+        store(&backend, 0..3);
+        store(&backend, 3..4);
+        store(&backend, 4..7);
+        assert_reads(&backend, 7);
+        assert_eq!(
+            backend.get(Column::Envelopes, &key(5)).expect("get"),
+            Some(b"envelope".to_vec())
+        );
+        drop(backend);
+        // 96 bytes, then 32 (would pass 64: a new segment), then 96 (a new one again).
         assert_eq!(
             segment_files(dir.path()),
             ["00000000.seg", "00000001.seg", "00000002.seg"]
         );
-        let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("reopen");
+        let backend = reopen(dir.path());
         assert_reads(&backend, 7);
         store(&backend, 7..8);
         assert_reads(&backend, 8);
@@ -511,8 +571,7 @@ mod tests {
 
     #[test]
     fn empty_payloads_are_stored_and_read_as_empty() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("open");
+        let (_dir, backend) = fresh();
         // A batch whose only payload is empty, then one mixing empty and not.
         let mut batch = WriteBatch::new();
         batch.put(Column::Payloads, key(0), []);
@@ -540,11 +599,9 @@ mod tests {
 
     #[test]
     fn what_an_interrupted_batch_wrote_past_the_tail_is_cut_off_at_open() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("open");
-            store(&backend, 0..2);
-        }
+        let (dir, backend) = fresh();
+        store(&backend, 0..2);
+        drop(backend);
         let first = segment(dir.path(), "00000000.seg");
         let committed = std::fs::metadata(&first).expect("segment").len();
         // A crash after the payloads were synced and before their batch committed.
@@ -555,7 +612,7 @@ mod tests {
         std::io::Write::write_all(&mut file, b"uncommitted payload bytes").expect("append");
         std::fs::write(segment(dir.path(), "00000001.seg"), b"uncommitted segment").expect("write");
 
-        let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("reopen");
+        let backend = reopen(dir.path());
         assert_eq!(std::fs::metadata(&first).expect("segment").len(), committed);
         assert_eq!(segment_files(dir.path()), ["00000000.seg"]);
         assert_reads(&backend, 2);
@@ -564,12 +621,38 @@ mod tests {
     }
 
     #[test]
-    fn a_segment_shorter_than_what_was_committed_is_refused_at_open() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("open");
-            store(&backend, 0..2);
+    fn the_payloads_of_a_failed_commit_are_never_overwritten() {
+        for fault in [CommitFault::Durable, CommitFault::Lost] {
+            let (dir, backend) = fresh();
+            store(&backend, 0..1);
+            *backend.commit_fault.lock().expect("lock") = Some(fault);
+            let mut batch = WriteBatch::new();
+            batch.put(Column::Payloads, key(1), payload(1));
+            let err = backend.write(batch).expect_err("the commit fails");
+            assert!(err.to_string().contains("injected"), "{err}");
+            store(&backend, 2..3);
+            drop(backend);
+
+            // A commit that failed after reaching the disk is replayed at open; its
+            // payload is intact because the next batch was appended after it.
+            let backend = reopen(dir.path());
+            let found = backend
+                .scan(Column::Payloads, &key(0), &key(3), 10)
+                .expect("every stored payload passes its checksum");
+            let mut expected = vec![(key(0).to_vec(), payload(0))];
+            if fault == CommitFault::Durable {
+                expected.push((key(1).to_vec(), payload(1)));
+            }
+            expected.push((key(2).to_vec(), payload(2)));
+            assert_eq!(found, expected, "{fault:?}");
         }
+    }
+
+    #[test]
+    fn a_segment_shorter_than_what_was_committed_is_refused_at_open() {
+        let (dir, backend) = fresh();
+        store(&backend, 0..2);
+        drop(backend);
         let first = segment(dir.path(), "00000000.seg");
         let committed = std::fs::metadata(&first).expect("segment").len();
         let file = std::fs::OpenOptions::new()
@@ -594,9 +677,23 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_segment_is_refused_at_open_and_not_recreated() {
+        let (dir, backend) = fresh();
+        store(&backend, 0..2);
+        drop(backend);
+        let first = segment(dir.path(), "00000000.seg");
+        std::fs::remove_file(&first).expect("remove");
+        let err = RocksBackend::open_with(dir.path(), SMALL_SEGMENT)
+            .expect_err("a missing segment must not open");
+        assert!(err.to_string().contains("00000000.seg is missing"), "{err}");
+        let committed = format!("committed {} bytes", 2 * payload(0).len());
+        assert!(err.to_string().contains(&committed), "{err}");
+        assert!(!first.exists(), "an empty segment was created in its place");
+    }
+
+    #[test]
     fn a_corrupt_payload_is_reported_not_served() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("open");
+        let (dir, backend) = fresh();
         store(&backend, 0..2);
         let first = segment(dir.path(), "00000000.seg");
         let mut bytes = std::fs::read(&first).expect("segment");
@@ -621,25 +718,39 @@ mod tests {
 
     #[test]
     fn payloads_stored_inside_rocksdb_by_older_versions_are_still_read() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("open");
-            let legacy = backend.cf(Column::Payloads);
-            for index in 0..2 {
-                backend
-                    .db
-                    .put_cf(legacy, key(index), payload(index))
-                    .expect("put");
-            }
+        let (dir, backend) = fresh();
+        let legacy = backend.cf(Column::Payloads);
+        for index in 0..3 {
+            backend
+                .db
+                .put_cf(legacy, key(index), payload(index))
+                .expect("put");
         }
-        let backend = RocksBackend::open_with(dir.path(), SMALL_SEGMENT).expect("reopen");
-        store(&backend, 2..4);
+        drop(backend);
+        let backend = reopen(dir.path());
+        store(&backend, 3..4);
         assert_reads(&backend, 4);
         assert_eq!(
             backend
                 .last_before(Column::Payloads, &key(0), &key(2))
                 .expect("last_before"),
             Some((key(1).to_vec(), payload(1)))
+        );
+
+        // A payload stored again replaces the older copy, which is no longer read.
+        let mut batch = WriteBatch::new();
+        batch.put(Column::Payloads, key(2), b"stored again");
+        backend.write(batch).expect("put");
+        let replaced = Some((key(2).to_vec(), b"stored again".to_vec()));
+        let scanned = backend
+            .scan(Column::Payloads, &key(2), &key(3), 10)
+            .expect("scan");
+        assert_eq!(scanned, Vec::from_iter(replaced.clone()));
+        assert_eq!(
+            backend
+                .last_before(Column::Payloads, &key(0), &key(3))
+                .expect("last_before"),
+            replaced
         );
 
         // A deleted payload is gone from both places.

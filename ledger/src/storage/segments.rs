@@ -50,13 +50,7 @@ impl PayloadRef {
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, BackendError> {
-        let bytes: &[u8; Self::BYTES] = bytes.try_into().map_err(|_| {
-            BackendError::Engine(format!(
-                "a payload reference is {} bytes, not {}: the database is corrupt",
-                bytes.len(),
-                Self::BYTES
-            ))
-        })?;
+        let bytes: [u8; Self::BYTES] = fixed(bytes, "a payload reference")?;
         let u32_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4"));
         Ok(Self {
             segment: u32_at(0),
@@ -90,18 +84,22 @@ impl Tail {
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, BackendError> {
-        let bytes: &[u8; Self::BYTES] = bytes.try_into().map_err(|_| {
-            BackendError::Engine(format!(
-                "the payload segment tail is {} bytes, not {}: the database is corrupt",
-                bytes.len(),
-                Self::BYTES
-            ))
-        })?;
+        let bytes: [u8; Self::BYTES] = fixed(bytes, "the payload segment tail")?;
         Ok(Self {
             segment: u32::from_be_bytes(bytes[..4].try_into().expect("4")),
             offset: u64::from_be_bytes(bytes[4..].try_into().expect("8")),
         })
     }
+}
+
+/// `bytes` as the `N` bytes a stored record of `what` must be.
+fn fixed<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], BackendError> {
+    bytes.try_into().map_err(|_| {
+        BackendError::Engine(format!(
+            "{what} is {} bytes, not {N}: the database is corrupt",
+            bytes.len()
+        ))
+    })
 }
 
 /// The segment files of one database.
@@ -157,24 +155,41 @@ fn sync_dir(dir: &Path) -> Result<(), BackendError> {
 
 impl Segments {
     /// Opens the segments in `dir` (created if missing) with `tail` as the committed end,
-    /// the origin when the database has never stored a payload. Cuts off what a batch
+    /// or `None` when the database has never stored a payload. Cuts off what a batch
     /// interrupted by a crash wrote past the tail, and removes segment files it started.
     pub(super) fn open(
         dir: &Path,
         tail: Option<Tail>,
         segment_bytes: u64,
     ) -> Result<Self, BackendError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+            // The folder's own entry, so that it survives a crash with what it holds.
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let recorded = tail.is_some();
         let tail = tail.unwrap_or_default();
         let path = segment_path(dir, tail.segment);
+        // The segment of a recorded tail was created and synced before the tail was
+        // committed: if it is not there, it was lost, and creating it would hide that.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(!recorded)
             .truncate(false)
             .open(&path)
-            .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => BackendError::Engine(format!(
+                    "payload segment {} is missing but the database has committed {} bytes \
+                     of payloads to it",
+                    path.display(),
+                    tail.offset
+                )),
+                _ => io_error(format!("opening {}", path.display()), e),
+            })?;
         let len = file
             .metadata()
             .map_err(|e| io_error(format!("reading the size of {}", path.display()), e))?
@@ -255,8 +270,8 @@ impl Segments {
     }
 
     /// Appends `staged` at its place and syncs it. The tail does not move until
-    /// [`Writer::advance`]; if the batch is never committed, the next one overwrites
-    /// these bytes.
+    /// [`Writer::advance`]; if the batch is never submitted for commit (this write
+    /// failed), the next one overwrites these bytes.
     pub(super) fn write(&self, writer: &Writer, staged: &Staged) -> Result<Written, BackendError> {
         let started = if staged.at.segment == writer.tail.segment {
             None
@@ -375,13 +390,15 @@ impl Segments {
 }
 
 impl Writer {
-    /// Makes written payloads part of the log once the batch referring to them is
-    /// committed.
     /// Takes back a batch's buffer for the next.
     pub(super) fn recycle(&mut self, staged: Staged) {
         self.buffer = staged.bytes;
     }
 
+    /// Moves the tail past written payloads once the batch referring to them has been
+    /// submitted for commit, whether or not the commit reported success: a commit that
+    /// failed may still have reached the disk (a failed log sync), and then its payloads
+    /// must not be overwritten. If it did not, the bytes are a gap nothing refers to.
     pub(super) fn advance(&mut self, written: Written) {
         self.tail = written.tail;
         if let Some(file) = written.started {
