@@ -28,7 +28,7 @@ fn append_persisted(backend: &RocksBackend, size: u64, count: u64) -> u64 {
         batch.put(Column::Envelopes, i.to_be_bytes(), i.to_le_bytes());
     }
     StoredNodes::<RocksBackend>::write_appended(&mut batch, &appended);
-    backend.write(batch).unwrap();
+    backend.write(&batch).unwrap();
     appended.root.tree_size
 }
 

@@ -157,7 +157,7 @@ fn a_block_missing_a_stored_leaf_is_inconsistent_not_short() {
     ] {
         let mut batch = custos_ledger::storage::WriteBatch::new();
         batch.delete(column, missing.to_be_bytes());
-        ledger.backend().write(batch).unwrap();
+        ledger.backend().write(&batch).unwrap();
         match ledger.block(height) {
             Err(StorageError::Inconsistent(why)) => assert_eq!(
                 why,

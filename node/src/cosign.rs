@@ -222,7 +222,7 @@ impl<B: Backend> Cosigning<B> {
         batch.put(Column::Meta, COSIGNED_KEY, encode_root(log));
         self.ledger
             .backend()
-            .write(batch)
+            .write(&batch)
             .map_err(StorageError::from)?;
         self.last_cosigned = Some(log);
         let wire = CosignatureWire {
@@ -509,7 +509,7 @@ mod tests {
                 hash: Sha256Hash([9; 32]),
             }),
         );
-        ledger.backend().write(batch).unwrap();
+        ledger.backend().write(&batch).unwrap();
         let mut forked = Cosigning::new(ledger, &genesis, &key).unwrap();
         assert!(matches!(
             forked.cosign(next, 1_700_000_002),

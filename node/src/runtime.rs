@@ -148,6 +148,31 @@ impl Shared {
     }
 }
 
+/// Takes the events queued right behind one just received into `taken`, in order, while
+/// `take` accepts them (`Ok` with what it made of the event and how many messages that
+/// holds) and until they hold `room` messages. The first event `take` refuses ends the
+/// run and is returned, to be handled after those taken.
+fn take_queued<T, U>(
+    events: &mut mpsc::Receiver<T>,
+    mut room: usize,
+    taken: &mut Vec<U>,
+    mut take: impl FnMut(T) -> Result<(U, usize), T>,
+) -> Option<T> {
+    while room > 0 {
+        let Ok(event) = events.try_recv() else {
+            break;
+        };
+        match take(event) {
+            Ok((made, messages)) => {
+                taken.push(made);
+                room = room.saturating_sub(messages);
+            }
+            Err(other) => return Some(other),
+        }
+    }
+    None
+}
+
 /// A count as a gauge value.
 fn gauge(count: usize) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
@@ -241,6 +266,12 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Messages buffered for a height that has not started.
 const EARLY_MESSAGES_MAX: usize = 1024;
+
+/// Most messages of the mempool batches from the network admitted together (batches
+/// queued one behind the other): their signatures are verified in one batch, and Ed25519
+/// batch verification costs about a tenth less per signature over 1,024 signatures than
+/// over 250, a collector's usual batch, which its validator gossips as it came.
+const COALESCED_GOSSIP_MESSAGES: usize = 1024;
 
 /// How often a validator resends its own proposal and votes of the current round: a peer
 /// that lost them (a partition, a restart) can only leave the round by receiving them.
@@ -514,6 +545,22 @@ impl Runtime {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
+                    Some(P2pEvent::Gossip { topic: Topic::Mempool, from, data }) => {
+                        let mut batches = vec![self.decode_mempool_gossip(from, data)];
+                        let room = COALESCED_GOSSIP_MESSAGES.saturating_sub(batches[0].1.len());
+                        let next = take_queued(&mut events, room, &mut batches, |event| match event {
+                            P2pEvent::Gossip { topic: Topic::Mempool, from, data } => {
+                                let batch = self.decode_mempool_gossip(from, data);
+                                let count = batch.1.len();
+                                Ok((batch, count))
+                            }
+                            other => Err(other),
+                        });
+                        self.on_mempool_gossip(batches).await?;
+                        if let Some(event) = next {
+                            self.on_network(event).await?;
+                        }
+                    }
                     Some(event) => self.on_network(event).await?,
                     None => return Ok(()),
                 },
@@ -621,6 +668,57 @@ impl Runtime {
         Ok(())
     }
 
+    /// A mempool batch gossiped by `from`, decoded; an undecodable one is logged and
+    /// yields no messages.
+    fn decode_mempool_gossip(
+        &self,
+        from: [u8; 32],
+        data: crate::p2p::InboundBytes,
+    ) -> ([u8; 32], Vec<Entry>) {
+        match wire::mempool_from_bytes(&data.into_vec()) {
+            Ok(batch) => (from, batch.entries.into_vec()),
+            Err(e) => {
+                warn!(peer = %self.name_of_key(&from), error = %e, "undecodable mempool batch");
+                (from, Vec::new())
+            }
+        }
+    }
+
+    /// Admits mempool batches gossiped by other validators, in order, verifying all their
+    /// signatures in one batch. Gossiped messages are admitted without forwarding again:
+    /// every validator is subscribed to the topic.
+    async fn on_mempool_gossip(
+        &mut self,
+        batches: Vec<([u8; 32], Vec<Entry>)>,
+    ) -> anyhow::Result<()> {
+        let sizes: Vec<([u8; 32], usize)> =
+            batches.iter().map(|(from, b)| (*from, b.len())).collect();
+        let entries: Vec<Entry> = batches.into_iter().flat_map(|(_, b)| b).collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let results = {
+            let chain = shared.chain.read().expect("chain lock");
+            let prepared = shared.prepare(entries, &chain);
+            let mut mempool = shared.mempool.lock().expect("mempool lock");
+            let r = mempool.admit_prepared(prepared, chain.membership(), &*chain);
+            shared.metrics.mempool_messages.set(gauge(mempool.len()));
+            r
+        };
+        let mut results = results.iter();
+        let mut any_admitted = false;
+        for (from, total) in sizes {
+            let admitted = results.by_ref().take(total).filter(|r| r.is_ok()).count();
+            any_admitted |= admitted > 0;
+            debug!(peer = %self.name_of_key(&from), admitted, total, "mempool gossip");
+        }
+        if any_admitted {
+            self.maybe_start_pending().await?;
+        }
+        Ok(())
+    }
+
     async fn on_network(&mut self, event: P2pEvent) -> anyhow::Result<()> {
         match event {
             P2pEvent::Gossip {
@@ -638,30 +736,8 @@ impl Runtime {
                 from,
                 data,
             } => {
-                match wire::mempool_from_bytes(&data.into_vec()) {
-                    Ok(batch) => {
-                        let shared = self.shared.clone();
-                        let entries = batch.entries.into_vec();
-                        // Gossiped messages are admitted without forwarding again:
-                        // every validator is subscribed to the topic.
-                        let results = {
-                            let chain = shared.chain.read().expect("chain lock");
-                            let prepared = shared.prepare(entries, &chain);
-                            let mut mempool = shared.mempool.lock().expect("mempool lock");
-                            let r = mempool.admit_prepared(prepared, chain.membership(), &*chain);
-                            shared.metrics.mempool_messages.set(gauge(mempool.len()));
-                            r
-                        };
-                        let admitted = results.iter().filter(|r| r.is_ok()).count();
-                        debug!(peer = %self.name_of_key(&from), admitted, total = results.len(), "mempool gossip");
-                        if admitted > 0 {
-                            self.maybe_start_pending().await?;
-                        }
-                    }
-                    Err(e) => {
-                        warn!(peer = %self.name_of_key(&from), error = %e, "undecodable mempool batch")
-                    }
-                }
+                let batch = self.decode_mempool_gossip(from, data);
+                self.on_mempool_gossip(vec![batch]).await?;
             }
             P2pEvent::Gossip {
                 topic: Topic::Cosignatures,
@@ -1671,5 +1747,58 @@ impl Runtime {
             envelope: Signed::sign(message, &self.shared.key),
             payload: Bytes::new(payload.to_vec()).expect("empty payload"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events of two kinds: `Ok(n)` stands for a mempool batch of `n` messages, `Err(id)`
+    /// for any other event.
+    type Event = Result<usize, &'static str>;
+
+    fn queue(events: &[Event]) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(16);
+        for event in events {
+            tx.try_send(*event).expect("room in the queue");
+        }
+        rx
+    }
+
+    fn take_batches(
+        events: &mut mpsc::Receiver<Event>,
+        room: usize,
+    ) -> (Vec<usize>, Option<Event>) {
+        let mut taken = Vec::new();
+        let next = take_queued(events, room, &mut taken, |event| match event {
+            Ok(n) => Ok((n, n)),
+            other => Err(other),
+        });
+        (taken, next)
+    }
+
+    #[test]
+    fn queued_batches_are_taken_in_order_up_to_the_first_other_event() {
+        let mut events = queue(&[Ok(250), Ok(250), Err("vote"), Ok(250)]);
+        assert_eq!(
+            take_batches(&mut events, 1024),
+            (vec![250, 250], Some(Err("vote")))
+        );
+        // What came after the other event stays queued, for the next turn of the loop.
+        assert_eq!(events.try_recv(), Ok(Ok(250)));
+        assert!(events.try_recv().is_err());
+    }
+
+    #[test]
+    fn taking_stops_once_the_room_is_filled() {
+        let mut events = queue(&[Ok(250), Ok(500), Ok(250), Ok(1)]);
+        // 250 + 500 leaves room for more; the next batch fills it (it is not split).
+        assert_eq!(take_batches(&mut events, 774), (vec![250, 500, 250], None));
+        // No room: nothing is taken.
+        assert_eq!(take_batches(&mut events, 0), (Vec::new(), None));
+        assert_eq!(take_batches(&mut events, 1024), (vec![1], None));
+        // An empty queue ends the run.
+        assert_eq!(take_batches(&mut events, 1024), (Vec::new(), None));
     }
 }

@@ -155,6 +155,12 @@ impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// Removes every operation, keeping the memory for the next batch.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ops.clear();
+    }
 }
 
 impl fmt::Debug for WriteBatch {
@@ -199,5 +205,5 @@ pub trait Backend: Send + Sync {
     ) -> Result<Option<KeyValue>, BackendError>;
 
     /// Applies `batch` atomically and durably.
-    fn write(&self, batch: WriteBatch) -> Result<(), BackendError>;
+    fn write(&self, batch: &WriteBatch) -> Result<(), BackendError>;
 }

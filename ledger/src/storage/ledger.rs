@@ -1,6 +1,6 @@
 //! The ledger store: blocks, the evidence log, indexes and checkpoints over a [`Backend`].
 
-use std::sync::RwLock;
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 
@@ -344,6 +344,9 @@ impl UpperNodes {
 pub struct Ledger<B> {
     backend: B,
     upper: UpperNodes,
+    /// The last block's write batch, emptied, to build the next one in: a block's batch
+    /// is megabytes, and a fresh one costs the kernel a page fault per 4 KiB of it.
+    spare_batch: Mutex<WriteBatch>,
 }
 
 impl<B: Backend> Ledger<B> {
@@ -351,7 +354,11 @@ impl<B: Backend> Ledger<B> {
     /// the upper Merkle levels into memory.
     pub fn open(backend: B) -> Result<Self, StorageError> {
         let upper = UpperNodes::load(&backend)?;
-        Ok(Self { backend, upper })
+        Ok(Self {
+            backend,
+            upper,
+            spare_batch: Mutex::new(WriteBatch::new()),
+        })
     }
 
     /// The storage engine.
@@ -508,7 +515,8 @@ impl<B: Backend> Ledger<B> {
             });
         }
 
-        let mut batch = WriteBatch::new();
+        let mut batch = std::mem::take(&mut *self.spare_batch());
+        batch.clear();
         for (position, (entry, leaf_hash)) in body.entries.iter().zip(&leaf_hashes).enumerate() {
             let index = old_size + position as u64;
             let message = &entry.envelope.body;
@@ -554,13 +562,20 @@ impl<B: Backend> Ledger<B> {
             log: appended.root,
         };
         batch.put(Column::Meta, HEAD_KEY, encode(&new_head));
-        self.backend.write(batch)?;
+        let written = self.backend.write(&batch);
+        *self.spare_batch() = batch;
+        written?;
         self.upper.extend(&appended.nodes);
         Ok(AppliedBlock {
             head: new_head,
             first_leaf: old_size,
             leaf_hashes,
         })
+    }
+
+    fn spare_batch(&self) -> MutexGuard<'_, WriteBatch> {
+        // Only ever a buffer, emptied before use: a panic cannot leave it inconsistent.
+        self.spare_batch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn not_found(&self, what: &'static str, value: u64) -> Result<StorageError, StorageError> {
@@ -972,7 +987,7 @@ impl<B: Backend> Ledger<B> {
         }
         let mut batch = WriteBatch::new();
         batch.put(Column::Checkpoints, be(tree_size), note);
-        Ok(self.backend.write(batch)?)
+        Ok(self.backend.write(&batch)?)
     }
 
     /// The checkpoint note stored for `tree_size`.

@@ -82,7 +82,7 @@ impl Backend for MemoryBackend {
         }))
     }
 
-    fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
+    fn write(&self, batch: &WriteBatch) -> Result<(), BackendError> {
         let mut columns = self.columns.write().expect("memory backend lock poisoned");
         for (column, key, value) in batch.iter() {
             let table = columns.entry(column).or_default();

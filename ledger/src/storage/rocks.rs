@@ -27,8 +27,12 @@ const SEGMENTS_DIR: &str = "payload_segments";
 /// for its 72-byte entries.
 const LEAF_INDEX_MEMTABLE_BLOOM_RATIO: f64 = 0.02;
 
-/// Bound on the write-ahead log across all column families (see `open`).
-const MAX_TOTAL_WAL_BYTES: u64 = 128 * 1024 * 1024;
+/// Bound on the write-ahead log across all column families (see `open`). It bounds what
+/// a restarted validator replays: about 300 bytes of log per message (envelope and index
+/// entries; payloads are in the segments), so about 100,000 messages, a fraction of a
+/// second. At 128 MiB it held four times as many, and a validator SIGKILLed after a
+/// minute of load took up to 2.6 s to rejoin in `scripts/bench.sh`.
+const MAX_TOTAL_WAL_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A RocksDB database holding one Custos ledger.
 ///
@@ -388,12 +392,7 @@ impl Backend for RocksBackend {
             .max_by(|a, b| a.0.cmp(&b.0)))
     }
 
-    fn write(&self, batch: WriteBatch) -> Result<(), BackendError> {
-        // Sized up front: a block's batch holds its whole body, and growing it by doubling
-        // would copy it several times over.
-        // (Keys, values, and a tag, a column id and two lengths per operation.)
-        let bytes = batch.data_len() + 16 * batch.len() + 64;
-        let mut rocks_batch = rocksdb::WriteBatch::with_capacity_bytes(bytes);
+    fn write(&self, batch: &WriteBatch) -> Result<(), BackendError> {
         let payloads = batch
             .iter()
             .filter(|(column, _, value)| *column == Column::Payloads && value.is_some());
@@ -401,6 +400,15 @@ impl Backend for RocksBackend {
             .fold((0, 0), |(count, bytes), (_, _, value)| {
                 (count + 1, bytes + value.map_or(0, <[u8]>::len))
             });
+        // Sized up front: a block's batch holds an envelope and index entries per message,
+        // and growing it by doubling would copy it several times over. Payloads are
+        // replaced by their references. (Keys, values, and a tag, a column id and two
+        // lengths per operation.)
+        let bytes = batch.data_len() - payload_bytes
+            + PayloadRef::BYTES * payload_count
+            + 16 * batch.len()
+            + 64;
+        let mut rocks_batch = rocksdb::WriteBatch::with_capacity_bytes(bytes);
         // Batches with payloads append to the segments one at a time, in commit order.
         let mut writer = (payload_count > 0).then(|| self.segments.writer());
         let mut staged = writer
@@ -490,7 +498,7 @@ mod tests {
             batch.put(Column::Envelopes, key(index), b"envelope");
             batch.put(Column::Payloads, key(index), payload(index));
         }
-        backend.write(batch).expect("write");
+        backend.write(&batch).expect("write");
     }
 
     fn segment_files(dir: &Path) -> Vec<String> {
@@ -575,11 +583,11 @@ mod tests {
         // A batch whose only payload is empty, then one mixing empty and not.
         let mut batch = WriteBatch::new();
         batch.put(Column::Payloads, key(0), []);
-        backend.write(batch).expect("write");
+        backend.write(&batch).expect("write");
         let mut batch = WriteBatch::new();
         batch.put(Column::Payloads, key(1), payload(1));
         batch.put(Column::Payloads, key(2), []);
-        backend.write(batch).expect("write");
+        backend.write(&batch).expect("write");
         let expected = vec![
             (key(0).to_vec(), Vec::new()),
             (key(1).to_vec(), payload(1)),
@@ -628,7 +636,7 @@ mod tests {
             *backend.commit_fault.lock().expect("lock") = Some(fault);
             let mut batch = WriteBatch::new();
             batch.put(Column::Payloads, key(1), payload(1));
-            let err = backend.write(batch).expect_err("the commit fails");
+            let err = backend.write(&batch).expect_err("the commit fails");
             assert!(err.to_string().contains("injected"), "{err}");
             store(&backend, 2..3);
             drop(backend);
@@ -740,7 +748,7 @@ mod tests {
         // A payload stored again replaces the older copy, which is no longer read.
         let mut batch = WriteBatch::new();
         batch.put(Column::Payloads, key(2), b"stored again");
-        backend.write(batch).expect("put");
+        backend.write(&batch).expect("put");
         let replaced = Some((key(2).to_vec(), b"stored again".to_vec()));
         let scanned = backend
             .scan(Column::Payloads, &key(2), &key(3), 10)
@@ -757,7 +765,7 @@ mod tests {
         let mut batch = WriteBatch::new();
         batch.delete(Column::Payloads, key(1));
         batch.delete(Column::Payloads, key(3));
-        backend.write(batch).expect("delete");
+        backend.write(&batch).expect("delete");
         for index in [1, 3] {
             assert_eq!(
                 backend.get(Column::Payloads, &key(index)).expect("get"),
