@@ -12,6 +12,7 @@ use base64::Engine as _;
 use custos_ledger::crypto::SecretKey;
 use custos_ledger::hash::Sha256Hash;
 use custos_ledger::storage::{Ledger, RocksBackend};
+use custos_node::collect::submit::lacks_earlier;
 use custos_node::keys::{KeyFile, KeyKind};
 use custos_rpc::{CustosApiClient, SubmitMessage, SubmitStatus};
 
@@ -24,41 +25,57 @@ const MESSAGES_PER_COLLECTOR: usize = 2_500;
 const BATCH: usize = 250;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Submits a collector's messages in batches, failing over to the next validator when one
-/// does not answer; "duplicate" counts as acknowledged (the message is already admitted).
+/// Submits `chain[range]` (a collector's messages, sequence numbers from 1) in batches,
+/// failing over to the next validator when one does not answer; "duplicate" counts as
+/// acknowledged (the message is already admitted). A validator that lacks earlier messages
+/// ("must send sequence E next": they were admitted by a validator killed before it
+/// gossiped them) is sent them again from E on, as a collector resubmits from its first
+/// unconfirmed message.
 async fn submit_all(
     validators: &[String],
     first: usize,
-    messages: &[(SubmitMessage, Sha256Hash)],
+    chain: &[(SubmitMessage, Sha256Hash)],
+    range: std::ops::Range<usize>,
 ) -> Vec<Sha256Hash> {
     let mut acknowledged = Vec::new();
+    // Messages before this one are acknowledged (by this call, or by an earlier one for
+    // those before `range`): a message sent again is not acknowledged twice.
+    let mut acknowledged_to = range.start;
     let mut target = first;
-    let mut next = 0;
+    let mut next = range.start;
     let start = Instant::now();
-    while next < messages.len() {
+    while next < range.end {
         assert!(start.elapsed() < DEADLINE, "submission did not finish");
-        let end = (next + BATCH).min(messages.len());
-        let batch: Vec<SubmitMessage> =
-            messages[next..end].iter().map(|(m, _)| m.clone()).collect();
+        let end = (next + BATCH).min(range.end);
+        let batch: Vec<SubmitMessage> = chain[next..end].iter().map(|(m, _)| m.clone()).collect();
         let client = custos_node::send::client(&validators[target]).unwrap();
         let Ok(response) = client.submit(batch).await else {
             target = (target + 1) % validators.len();
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let mut progressed = 0;
+        let sent = next;
         for result in &response.results {
             match result.status {
                 SubmitStatus::Admitted | SubmitStatus::Duplicate | SubmitStatus::Committed => {
-                    acknowledged.push(messages[next + result.index].1);
-                    progressed += 1;
+                    let index = sent + result.index;
+                    if index >= acknowledged_to {
+                        acknowledged.push(chain[index].1);
+                        acknowledged_to = index + 1;
+                    }
+                    next = index + 1;
                 }
-                // Busy, or a validator that has not yet seen the gossip of our earlier
-                // messages: retry from here shortly.
-                _ => break,
+                SubmitStatus::Rejected => {
+                    let error = result.error.as_deref().unwrap_or_default();
+                    if let Some(expected) = lacks_earlier(error) {
+                        next = usize::try_from(expected).unwrap() - 1;
+                    }
+                    break;
+                }
+                // Busy: retry from here shortly.
+                SubmitStatus::Busy => break,
             }
         }
-        next += progressed;
         if next < end {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -95,10 +112,10 @@ async fn four_validators_commit_identical_logs_through_a_sigkill() {
     let mut tasks = Vec::new();
     for (i, chain) in chains.iter().enumerate() {
         let urls = urls.clone();
-        let part = chain[..third].to_vec();
-        tasks.push(tokio::spawn(
-            async move { submit_all(&urls, i, &part).await },
-        ));
+        let chain = chain.clone();
+        tasks.push(tokio::spawn(async move {
+            submit_all(&urls, i, &chain, 0..third).await
+        }));
     }
     for task in tasks {
         acknowledged.extend(task.await.unwrap());
@@ -115,9 +132,9 @@ async fn four_validators_commit_identical_logs_through_a_sigkill() {
     let mut tasks = Vec::new();
     for (i, chain) in chains.iter().enumerate() {
         let urls = survivors.clone();
-        let part = chain[third..2 * third].to_vec();
+        let chain = chain.clone();
         tasks.push(tokio::spawn(async move {
-            submit_all(&urls, i % 3, &part).await
+            submit_all(&urls, i % 3, &chain, third..2 * third).await
         }));
     }
     for task in tasks {
@@ -152,10 +169,10 @@ async fn four_validators_commit_identical_logs_through_a_sigkill() {
     let mut tasks = Vec::new();
     for (i, chain) in chains.iter().enumerate() {
         let urls = urls.clone();
-        let part = chain[2 * third..].to_vec();
-        tasks.push(tokio::spawn(
-            async move { submit_all(&urls, i, &part).await },
-        ));
+        let chain = chain.clone();
+        tasks.push(tokio::spawn(async move {
+            submit_all(&urls, i, &chain, 2 * third..MESSAGES_PER_COLLECTOR).await
+        }));
     }
     for task in tasks {
         acknowledged.extend(task.await.unwrap());
@@ -228,7 +245,7 @@ async fn a_validator_lacking_a_proposals_messages_fetches_them_and_votes() {
     let mut acknowledged = Vec::new();
     for (i, key) in net.collectors.iter().enumerate() {
         let messages = chain(key, &format!("client{i}"), total / 2, 200);
-        acknowledged.extend(submit_all(&urls, i, &messages).await);
+        acknowledged.extend(submit_all(&urls, i, &messages, 0..messages.len()).await);
     }
     assert_eq!(acknowledged.len(), total);
     let root = common::wait_for_log_size(&net.validators, total as u64, DEADLINE).await;
@@ -488,7 +505,12 @@ async fn a_byzantine_proposers_compact_proposals_are_refused() {
     // The honest three still commit what they are sent.
     let messages = chain(&net.collectors[0], "client0", 100, 200);
     let urls: Vec<String> = net.validators.iter().map(|v| v.rpc.clone()).collect();
-    assert_eq!(submit_all(&urls, 0, &messages).await.len(), 100);
+    assert_eq!(
+        submit_all(&urls, 0, &messages, 0..messages.len())
+            .await
+            .len(),
+        100
+    );
     common::wait_for_log_size(&net.validators, 100, DEADLINE).await;
     p2p.shutdown().await;
     drop(byzantine);

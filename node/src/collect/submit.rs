@@ -62,19 +62,20 @@ enum Next {
     Refused(String),
 }
 
-/// How a rejection reads: the node lacks our earlier messages (resubmit from the first
-/// unconfirmed one) or refuses the message itself. Relies on the wording of
-/// `mempool::Rejection::Sequence` ("must send sequence E next, got G"), which the node's
-/// tests pin.
-fn lacks_earlier(error: &str) -> bool {
-    let Some(rest) = error.split("must send sequence ").nth(1) else {
-        return false;
-    };
+/// How a rejection reads: `Some(E)` when the node lacks our earlier messages and wants
+/// sequence number E next (resubmit from the first unconfirmed one), `None` when it
+/// refuses the message itself. Relies on the wording of `mempool::Rejection::Sequence`
+/// ("must send sequence E next, got G", with E < G), which the node's tests pin.
+pub fn lacks_earlier(error: &str) -> Option<u64> {
+    let rest = error.split("must send sequence ").nth(1)?;
     let mut numbers = rest
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<u64>());
-    matches!((numbers.next(), numbers.next()), (Some(Ok(expected)), Some(Ok(got))) if expected < got)
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(expected)), Some(Ok(got))) if expected < got => Some(expected),
+        _ => None,
+    }
 }
 
 /// Submits the spool's pending messages; see the module docs.
@@ -245,7 +246,7 @@ impl Submitter {
                 }
                 SubmitStatus::Rejected => {
                     let error = result.error.clone().unwrap_or_default();
-                    next = if lacks_earlier(&error) {
+                    next = if lacks_earlier(&error).is_some() {
                         Next::Backoff
                     } else {
                         Next::Refused(format!("sequence {}: {error}", spooled.sequence))
@@ -314,13 +315,15 @@ mod tests {
 
     #[test]
     fn only_a_gap_before_our_message_is_worth_resending() {
-        assert!(lacks_earlier(
-            "author 0011223344556677 must send sequence 5 next, got 9"
-        ));
+        assert_eq!(
+            lacks_earlier("author 0011223344556677 must send sequence 5 next, got 9"),
+            Some(5)
+        );
         // Our sequence number is below the node's: the chain forked; resending cannot help.
-        assert!(!lacks_earlier(
-            "author 0011223344556677 must send sequence 9 next, got 5"
-        ));
-        assert!(!lacks_earlier("author 0011 is not enrolled"));
+        assert_eq!(
+            lacks_earlier("author 0011223344556677 must send sequence 9 next, got 5"),
+            None
+        );
+        assert_eq!(lacks_earlier("author 0011 is not enrolled"), None);
     }
 }
