@@ -510,6 +510,15 @@ mod tests {
         names
     }
 
+    /// A closed database holding payloads 0 and 1, and the path of its one segment.
+    fn two_payloads_stored() -> (tempfile::TempDir, PathBuf) {
+        let (dir, backend) = fresh();
+        store(&backend, 0..2);
+        drop(backend);
+        let first = segment(dir.path(), "00000000.seg");
+        (dir, first)
+    }
+
     fn segment(dir: &Path, name: &str) -> PathBuf {
         dir.join(SEGMENTS_DIR).join(name)
     }
@@ -607,10 +616,7 @@ mod tests {
 
     #[test]
     fn what_an_interrupted_batch_wrote_past_the_tail_is_cut_off_at_open() {
-        let (dir, backend) = fresh();
-        store(&backend, 0..2);
-        drop(backend);
-        let first = segment(dir.path(), "00000000.seg");
+        let (dir, first) = two_payloads_stored();
         let committed = std::fs::metadata(&first).expect("segment").len();
         // A crash after the payloads were synced and before their batch committed.
         let mut file = std::fs::OpenOptions::new()
@@ -658,10 +664,7 @@ mod tests {
 
     #[test]
     fn a_segment_shorter_than_what_was_committed_is_refused_at_open() {
-        let (dir, backend) = fresh();
-        store(&backend, 0..2);
-        drop(backend);
-        let first = segment(dir.path(), "00000000.seg");
+        let (dir, first) = two_payloads_stored();
         let committed = std::fs::metadata(&first).expect("segment").len();
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -686,10 +689,7 @@ mod tests {
 
     #[test]
     fn a_missing_segment_is_refused_at_open_and_not_recreated() {
-        let (dir, backend) = fresh();
-        store(&backend, 0..2);
-        drop(backend);
-        let first = segment(dir.path(), "00000000.seg");
+        let (dir, first) = two_payloads_stored();
         std::fs::remove_file(&first).expect("remove");
         let err = RocksBackend::open_with(dir.path(), SMALL_SEGMENT)
             .expect_err("a missing segment must not open");
