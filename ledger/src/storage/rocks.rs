@@ -28,10 +28,10 @@ const SEGMENTS_DIR: &str = "payload_segments";
 const LEAF_INDEX_MEMTABLE_BLOOM_RATIO: f64 = 0.02;
 
 /// Bound on the write-ahead log across all column families (see `open`). It bounds what
-/// a restarted validator replays: about 300 bytes of log per message (envelope and index
-/// entries; payloads are in the segments), so about 100,000 messages, a fraction of a
-/// second. At 128 MiB it held four times as many, and a validator SIGKILLed after a
-/// minute of load took up to 2.6 s to rejoin in `scripts/bench.sh`.
+/// a restarted validator replays. With an estimated 300 bytes of log per message
+/// (envelope and index entries; payloads are in the segments) that is about 100,000
+/// messages; `scripts/bench.sh` measured rejoins of 0.28–0.39 s with it, and up to 2.6 s
+/// with 128 MiB.
 const MAX_TOTAL_WAL_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A RocksDB database holding one Custos ledger.
